@@ -1,0 +1,5 @@
+import sys
+
+from mdlib.cli import main
+
+sys.exit(main())

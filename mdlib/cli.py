@@ -1,0 +1,50 @@
+"""``python -m mdlib``: one entry point, one sub-command module per layer.
+
+Each module in :data:`COMMAND_MODULES` has ``register(subparsers)``, which adds its
+sub-commands with ``set_defaults(func=...)``; ``func(args)`` returns an exit code.
+An :class:`~mdlib.errors.MdlibError` becomes one line on stderr and exit status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from mdlib.errors import MdlibError
+
+COMMAND_MODULES = [
+    "mdlib.commands.data",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every registered sub-command."""
+    parser = argparse.ArgumentParser(
+        prog="python -m mdlib",
+        description="Meta-learning for generative dialogue systems: data, training, "
+        "adaptation, dialogue policies and reproduction of the notebooks.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except MdlibError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

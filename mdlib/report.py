@@ -1,0 +1,52 @@
+"""The one place notebooks and commands write results through.
+
+Metrics go to ``results/<name>.json`` and figures to ``figures/<name>.png`` (folders
+from :mod:`mdlib.paths`, redirected by ``python -m mdlib reproduce``). Reading numbers
+back is plain JSON: no scrapbook needed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from mdlib import paths
+from mdlib.atomic import atomic_path, write_text
+
+
+def _clean(obj: Any) -> Any:
+    """Make ``obj`` JSON-safe: NaN/inf become ``None``; numpy and torch scalars become floats."""
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if hasattr(obj, "item") and callable(obj.item) and getattr(obj, "ndim", 0) == 0:
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def save_json(obj: Any, path: str | Path) -> Path:
+    """Write ``obj`` as indented JSON atomically (NaN becomes null)."""
+    return write_text(path, json.dumps(_clean(obj), indent=2, sort_keys=True) + "\n")
+
+
+def save_metrics(name: str, metrics: Any) -> Path:
+    """Write ``metrics`` to ``<results_dir>/<name>.json`` and return the path."""
+    return save_json(metrics, paths.results_dir() / f"{name}.json")
+
+
+def load_metrics(name: str) -> Any:
+    """Read back what :func:`save_metrics` wrote."""
+    return json.loads((paths.results_dir() / f"{name}.json").read_text(encoding="utf-8"))
+
+
+def save_figure(fig, name: str, dpi: int = 110) -> Path:
+    """Save a matplotlib figure as ``<figures_dir>/<name>.png`` (atomically)."""
+    path = paths.figures_dir() / f"{name}.png"
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
+    return path

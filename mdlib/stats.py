@@ -1,0 +1,48 @@
+"""Intervals for means over seeds (a leaf module: anything may use it)."""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+
+# Two-sided 95% Student-t quantiles for df = 1..30 (beyond: normal 1.96).
+_T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+         2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+         2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042]
+
+
+def t_quantile_975(df: int) -> float:
+    """The 97.5% quantile of Student's t with ``df`` degrees of freedom."""
+    if df < 1:
+        raise ValueError("a t-interval needs at least two values")
+    return _T975[df - 1] if df <= len(_T975) else 1.96
+
+
+def mean_ci(values: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
+    """Mean and two-sided 95% t-interval of ``values`` (e.g. one metric over seeds).
+
+    Returns:
+        ``(mean, low, high)``; with a single value the interval is ``(mean, nan, nan)``.
+    """
+    if level != 0.95:
+        raise ValueError("only the 95% interval is implemented")
+    x = np.asarray([v for v in values if v is not None], dtype=float)
+    if x.size == 0:
+        return (math.nan, math.nan, math.nan)
+    m = float(x.mean())
+    if x.size == 1:
+        return (m, math.nan, math.nan)
+    half = t_quantile_975(x.size - 1) * float(x.std(ddof=1)) / math.sqrt(x.size)
+    return (m, m - half, m + half)
+
+
+def bootstrap_ci(values: Sequence[float], n_boot: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    """Mean and a seeded percentile-bootstrap 95% interval of ``values``."""
+    x = np.asarray(values, dtype=float)
+    if x.size == 0:
+        return (math.nan, math.nan, math.nan)
+    rng = np.random.default_rng(seed)
+    means = x[rng.integers(0, x.size, size=(n_boot, x.size))].mean(axis=1)
+    return (float(x.mean()), float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5)))

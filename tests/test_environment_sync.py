@@ -1,0 +1,64 @@
+"""environment.yml (conda users) lists exactly the packages and bounds of pyproject.toml."""
+
+import re
+import tomllib
+
+import yaml
+
+from mdlib.paths import ROOT
+
+CONDA_NAMES = {"torch": "pytorch"}  # PyPI name -> conda-forge name
+
+
+def _split(requirement: str) -> tuple[str, str]:
+    match = re.match(r"^\s*([A-Za-z0-9_.\-]+)\s*(.*)$", requirement)
+    assert match, f"cannot parse requirement {requirement!r}"
+    name, spec = match.group(1).lower().replace("_", "-"), match.group(2).replace(" ", "")
+    return name, ",".join(sorted(spec.split(","))) if spec else ""
+
+
+def pyproject_requirements() -> dict[str, str]:
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    reqs = list(data["project"]["dependencies"])
+    for extra in data["project"]["optional-dependencies"].values():
+        reqs.extend(extra)
+    out = {}
+    for req in reqs:
+        name, spec = _split(req)
+        out[CONDA_NAMES.get(name, name)] = spec
+    return out
+
+
+def conda_requirements() -> dict[str, str]:
+    env = yaml.safe_load((ROOT / "environment.yml").read_text(encoding="utf-8"))
+    out = {}
+    for dep in env["dependencies"]:
+        if isinstance(dep, str) and not dep.startswith(("python", "pip")):
+            name, spec = _split(dep)
+            out[name] = spec
+    return out
+
+
+def test_environment_yml_matches_pyproject():
+    py, conda = pyproject_requirements(), conda_requirements()
+    assert set(py) - set(conda) == set(), "in pyproject.toml but not environment.yml"
+    assert set(conda) - set(py) == set(), "in environment.yml but not pyproject.toml"
+    differ = {name: (py[name], conda[name]) for name in py if py[name] != conda[name]}
+    assert differ == {}, "version bounds differ (pyproject, environment.yml)"
+
+
+def test_torch_is_capped_below_2_14():
+    """An uncapped torch pulls a multi-gigabyte CUDA build on a CPU machine."""
+    spec = pyproject_requirements()["pytorch"]
+    assert "<2.14" in spec.split(",")
+
+
+def test_sync_check_detects_drift(tmp_path, monkeypatch):
+    """The comparison itself fails on a drifted file (guards against a check that cannot fail)."""
+    text = (ROOT / "environment.yml").read_text(encoding="utf-8").replace("seaborn>=0.13", "seaborn>=0.12")
+    fake_root = tmp_path
+    (fake_root / "environment.yml").write_text(text, encoding="utf-8")
+    (fake_root / "pyproject.toml").write_text((ROOT / "pyproject.toml").read_text(encoding="utf-8"), encoding="utf-8")
+    monkeypatch.setattr(__import__(__name__), "ROOT", fake_root)
+    py, conda = pyproject_requirements(), conda_requirements()
+    assert py["seaborn"] != conda["seaborn"]
