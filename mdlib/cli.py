@@ -15,6 +15,7 @@ from mdlib.errors import MdlibError
 
 COMMAND_MODULES = [
     "mdlib.commands.data",
+    "mdlib.commands.system",
 ]
 
 

@@ -1,0 +1,56 @@
+"""Sub-commands ``reproduce`` (papermill over the notebooks) and ``chat`` (talk to the system)."""
+
+from __future__ import annotations
+
+import argparse
+
+from mdlib.commands._common import positive_int
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``reproduce`` and ``chat`` to the command line."""
+    p = sub.add_parser(
+        "reproduce",
+        help="execute the notebooks with papermill under a profile (smoke, quick, paper)",
+        description="Execute the notebooks with papermill and the parameters of "
+        "notebooks/profiles/<profile>.yaml into results/<profile>/ (figures into figures/), "
+        "collect every metric into results/<profile>/summary.json and print a summary table. "
+        "A failing notebook is reported with its cell and does not stop the others.",
+    )
+    p.add_argument("--profile", default="quick", help="smoke, quick (the notebooks' defaults) or paper")
+    p.add_argument("--only", nargs="+", metavar="NB", help="notebook numbers or names, e.g. --only 03 05")
+    p.add_argument("--timeout", type=positive_int, default=None, help="seconds per cell (default: no limit)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_reproduce)
+
+    c = sub.add_parser(
+        "chat",
+        help="talk to the end-to-end dialogue system (reads user lines from stdin)",
+        description="Parser + belief tracker + policy + generator behind one object. Reads one "
+        "user line at a time from standard input (a terminal or a pipe) and prints one reply "
+        "per line; ends at end of input. Type /reset to start a new dialogue.",
+    )
+    c.add_argument("--domain", default="movie", help="the domain to talk about (default: movie)")
+    c.add_argument("--checkpoint", default=None,
+                   help="a generator checkpoint made by `python -m mdlib train` (default: the "
+                   "standard one for the domain; see --templates)")
+    c.add_argument("--parser", dest="parser_kind", choices=("lexicon", "learned"), default="lexicon",
+                   help="input parser: lexicon matching or the learned act classifier + slot tagger")
+    c.add_argument("--templates", action="store_true",
+                   help="use the template realiser instead of a trained generator (no checkpoint needed)")
+    c.add_argument("--seed", type=int, default=0, help="seed of the database and the decoder")
+    c.add_argument("--show-acts", action="store_true", help="also print the parsed acts and system acts (to stderr)")
+    c.set_defaults(func=_chat)
+
+
+def _reproduce(args: argparse.Namespace) -> int:
+    from mdlib.reproduce import main_reproduce
+
+    return main_reproduce(args.profile, args.only, timeout=args.timeout, progress=not args.no_progress)
+
+
+def _chat(args: argparse.Namespace) -> int:
+    from mdlib.system.chat import run_chat
+
+    return run_chat(domain=args.domain, checkpoint=args.checkpoint, parser_kind=args.parser_kind,
+                    templates=args.templates, seed=args.seed, show_acts=args.show_acts)

@@ -1,0 +1,376 @@
+"""Act-level simulation: an agenda-based user, a noisy recognition channel, a belief
+tracker and the reference threshold policy (DESIGN.md 3.1 and 6).
+
+The corpus generator (:mod:`mdlib.data.generator`) runs these four parts against each
+other and realises the acts as text; the dialogue-management notebooks use the same
+user as an RL environment. Everything random draws from an explicit ``random.Random``.
+
+One exchange::
+
+    user acts --AsrChannel--> observed acts, confidence
+              --BeliefTracker.update--> belief --ThresholdPolicy.act--> system acts
+              --UserSimulator.step--> next user acts
+"""
+
+from __future__ import annotations
+
+import random
+
+from mdlib.data.acts import Act
+from mdlib.data.complexity import Complexity, sample
+from mdlib.data.domains import Database, Domain
+from mdlib.errors import MdlibError
+
+#: Rows kept in a turn's ``kb["results"]`` (``kb["count"]`` has the full number).
+KB_MAX_ROWS = 5
+
+
+def _goal_constraints(goal: dict) -> dict[str, str | None]:
+    return goal["constraints"]
+
+
+class UserSimulator:
+    """An agenda-based simulated user with one or more goals.
+
+    A goal is ``{"constraints": {usr_slot: value or None}, "requests": [sys_slot, ...]}``,
+    built from a real database row, so that an answer always exists (``None`` = don't
+    care). The user answers the system's requests and confirmations, otherwise pops its
+    agenda: first the constraints not yet given (``multi_slot`` at a time), then its
+    requests (as yes/no questions with probability ``yn_question``), then a new search
+    (further goals), then thanks and goodbye. It gives up after ``patience`` turns.
+
+    Args:
+        domain: the domain.
+        db: its database (goals are sampled from its rows; answers are checked on it).
+        complexity: the knobs (``dont_care``, ``multi_goal``, ``multi_slot``,
+            ``yn_question``, ``reject_style``, ``patience``).
+        rng: the random stream (shared with the caller; no global state).
+
+    Attributes:
+        goals: the goals of the current dialogue.
+        done: the user has left (goodbye).
+        success: every goal met with correct information (valid once ``done``).
+        turns: user turns so far.
+    """
+
+    def __init__(self, domain: Domain, db: Database, complexity: Complexity, rng: random.Random):
+        self.domain = domain
+        self.db = db
+        self.complexity = complexity
+        self.rng = rng
+        self.goals: list[dict] = []
+        self.done = False
+        self.success = False
+        self.gave_up = False
+        self.turns = 0
+
+    # ---------------------------------------------------------------- goals
+    def _sample_goal(self) -> dict:
+        rng, c = self.rng, self.complexity
+        row = rng.choice(self.db.rows)
+        constraints = {
+            s: (None if rng.random() < c.dont_care else row[s]) for s in self.domain.usr_slot_names
+        }
+        n_req = 1 if rng.random() < 0.5 else 2
+        requests = rng.sample(list(self.domain.sys_slot_names), min(n_req, len(self.domain.sys_slots)))
+        return {"constraints": constraints, "requests": requests}
+
+    def _start_goal(self, idx: int) -> None:
+        self.goal_idx = idx
+        goal = self.goals[idx]
+        order = list(self.domain.usr_slot_names)
+        self.rng.shuffle(order)
+        self.to_inform = order
+        self.to_request = list(goal["requests"])
+        self._truth = None
+
+    def _truthful_values(self, slot: str) -> set[str]:
+        """Values of ``slot`` in the rows that match the current goal's constraints."""
+        if self._truth is None:
+            self._truth = self.db.query(_goal_constraints(self.goals[self.goal_idx]))
+        return {r[slot] for r in self._truth}
+
+    def _informs(self, n: int) -> list[Act]:
+        cons = self.goals[self.goal_idx]["constraints"]
+        out = []
+        for _ in range(min(n, len(self.to_inform))):
+            s = self.to_inform.pop(0)
+            out.append(Act("inform", s, cons[s]))
+        return out
+
+    # ---------------------------------------------------------------- API
+    def reset(self) -> list[Act]:
+        """Sample the goal(s) and return the opening acts (a greeting, usually some constraints)."""
+        n_goals = sample(self.complexity.multi_goal, self.rng)
+        self.goals = [self._sample_goal() for _ in range(n_goals)]
+        self.answers: list[dict[str, dict]] = [{} for _ in self.goals]
+        self.done = self.success = self.gave_up = False
+        self.turns = 1
+        self._start_goal(0)
+        acts = [Act("greet")]
+        if self.rng.random() < 0.8:
+            acts += self._informs(sample(self.complexity.multi_slot, self.rng))
+        return acts
+
+    @property
+    def reward(self) -> float:
+        """+1 for success, -1 otherwise (SimDial's reward)."""
+        return 1.0 if self.success else -1.0
+
+    def _finish(self, gave_up: bool = False) -> None:
+        self.done = True
+        self.gave_up = gave_up
+        self.success = (not gave_up) and all(
+            len(ans) == len(goal["requests"]) and all(a["correct"] for a in ans.values())
+            for goal, ans in zip(self.goals, self.answers)
+        )
+
+    def step(self, system_acts: list[Act]) -> list[Act]:
+        """The user's (true) acts in reply to ``system_acts``.
+
+        Returns ``[]`` once the user is done.
+        """
+        if self.done:
+            return []
+        if not self.goals:
+            raise MdlibError("UserSimulator.step called before reset()")
+        rng, c = self.rng, self.complexity
+        goal = self.goals[self.goal_idx]
+        cons = goal["constraints"]
+        out: list[Act] = []
+        asked = False
+        wrong_confirm = False
+        names = {a.act for a in system_acts}
+        if "goodbye" in names:
+            self._finish(gave_up=bool(self.to_request) or self.goal_idx < len(self.goals) - 1)
+            return []
+        for a in system_acts:
+            if a.act == "request" and a.slot in cons:
+                out.append(Act("inform", a.slot, cons[a.slot]))
+                if a.slot in self.to_inform:
+                    self.to_inform.remove(a.slot)
+                asked = True
+            elif a.act in ("explicit_confirm", "implicit_confirm") and a.slot in cons:
+                right = a.value == cons[a.slot]
+                if a.act == "explicit_confirm":
+                    asked = True
+                    out.append(Act("confirm") if right else Act("disconfirm"))
+                elif not right:
+                    asked = True
+                    out.append(Act("disconfirm"))
+                if not right:
+                    wrong_confirm = True
+                    if a.slot in self.to_inform:
+                        self.to_inform.remove(a.slot)
+                    if sample(c.reject_style, rng) == "reject+inform":
+                        out.append(Act("inform", a.slot, cons[a.slot]))
+            elif a.act == "no_result":
+                # nothing matched: the system misunderstood; restate every constraint
+                out.extend(Act("inform", s, cons[s]) for s in self.domain.usr_slot_names)
+                self.to_inform = []
+                asked = True
+        if not wrong_confirm:
+            for a in system_acts:
+                if a.act == "inform" and a.slot in self.to_request:
+                    self.to_request.remove(a.slot)
+                    self.answers[self.goal_idx][a.slot] = {
+                        "value": a.value, "correct": a.value in self._truthful_values(a.slot)}
+        self.turns += 1
+        if self.turns > c.patience:
+            self._finish(gave_up=True)
+            return [Act("goodbye")]
+        if asked:
+            return out
+        if self.to_inform:
+            return self._informs(sample(c.multi_slot, rng))
+        if self.to_request:
+            s = self.to_request[0]
+            if self.answers[self.goal_idx] and rng.random() < 0.5:
+                out.append(Act("more_request"))
+            if rng.random() < c.yn_question:
+                out.append(Act("yn_question", s, rng.choice(self.domain.slot(s).values)))
+            else:
+                out.append(Act("request", s))
+            return out
+        if self.goal_idx + 1 < len(self.goals):
+            self._start_goal(self.goal_idx + 1)
+            return [Act("new_search")] + self._informs(sample(c.multi_slot, rng))
+        self._finish()
+        return [Act("satisfy"), Act("goodbye")]
+
+
+class AsrChannel:
+    """Noisy recognition of the user's acts.
+
+    Each turn draws a confidence ``c ~ N(asr_acc, asr_std)`` clipped to [0.05, 1] (exactly
+    1 for a noiseless spec). Each inform / yes-no question is corrupted with probability
+    ``1 - c``: 30% of corruptions drop the act, the rest swap its value for another value
+    of the slot; a confirm / disconfirm is flipped with probability ``1 - c``.
+    """
+
+    def __init__(self, complexity: Complexity, domain: Domain):
+        self.complexity = complexity
+        self.domain = domain
+        self._values = domain.values()
+
+    def confidence(self, rng: random.Random) -> float:
+        """One turn's confidence (two decimals)."""
+        c = self.complexity
+        if c.asr_std == 0.0:
+            return round(min(1.0, max(0.05, c.asr_acc)), 2)
+        return round(min(1.0, max(0.05, rng.gauss(c.asr_acc, c.asr_std))), 2)
+
+    def __call__(self, acts: list[Act], rng: random.Random) -> tuple[list[Act], float]:
+        """Return ``(observed acts, confidence)``."""
+        conf = self.confidence(rng)
+        if conf >= 1.0:
+            return list(acts), conf
+        out = []
+        for a in acts:
+            if a.act in ("inform", "yn_question") and a.slot in self._values:
+                u = rng.random()
+                if u < 1.0 - conf:
+                    if u < 0.3 * (1.0 - conf):
+                        continue  # dropped
+                    others = [v for v in self._values[a.slot] if v != a.value]
+                    a = Act(a.act, a.slot, rng.choice(others))
+            elif a.act in ("confirm", "disconfirm"):
+                if rng.random() < 1.0 - conf:
+                    a = Act("disconfirm" if a.act == "confirm" else "confirm")
+            out.append(a)
+        return out, conf
+
+
+class BeliefTracker:
+    """Per user slot: the believed value and a confidence in [0, 1].
+
+    ``{"value": None, "conf": 0.0}`` is unknown; ``value=None`` with ``conf > 0`` is
+    "don't care". An inform sets the value with the turn's confidence (or, repeating the
+    same value, raises it: ``1 - (1 - old)(1 - c)``); a confirm of an explicit confirmation
+    raises it likewise; a disconfirm clears the slot; an implicit confirmation that is not
+    disconfirmed grounds the slot (confidence >= 0.95); ``new_search`` clears everything.
+    """
+
+    GROUNDED = 0.95
+
+    def __init__(self, domain: Domain):
+        self.domain = domain
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything."""
+        self.slots: dict[str, dict] = {s: {"value": None, "conf": 0.0} for s in self.domain.usr_slot_names}
+
+    def update(self, observed: list[Act], confidence: float, last_system_acts: list[Act]) -> None:
+        """Fold one observed user turn into the belief.
+
+        Args:
+            observed: the acts as recognised (after the ASR channel).
+            confidence: the turn's recognition confidence.
+            last_system_acts: the system turn being answered (to resolve yes / no).
+        """
+        if any(a.act == "new_search" for a in observed):
+            self.reset()
+        target, kind = None, None
+        for a in last_system_acts:
+            if a.act in ("explicit_confirm", "implicit_confirm") and a.slot in self.slots:
+                target, kind = a.slot, a.act
+                break
+        disconfirmed = False
+        informed = set()
+        for a in observed:
+            if a.act == "confirm" and target is not None:
+                st = self.slots[target]
+                st["conf"] = round(1.0 - (1.0 - st["conf"]) * (1.0 - confidence), 4)
+            elif a.act == "disconfirm" and target is not None:
+                self.slots[target] = {"value": None, "conf": 0.0}
+                disconfirmed = True
+        for a in observed:
+            if a.act == "inform" and a.slot in self.slots:
+                st = self.slots[a.slot]
+                informed.add(a.slot)
+                if st["conf"] > 0.0 and st["value"] == a.value:
+                    st["conf"] = round(1.0 - (1.0 - st["conf"]) * (1.0 - confidence), 4)
+                else:
+                    self.slots[a.slot] = {"value": a.value, "conf": round(confidence, 4)}
+        if kind == "implicit_confirm" and not disconfirmed and target not in informed:
+            st = self.slots[target]
+            st["conf"] = max(st["conf"], self.GROUNDED)
+
+    def snapshot(self) -> dict[str, dict]:
+        """A JSON-ready copy (confidences to two decimals)."""
+        return {s: {"value": v["value"], "conf": round(v["conf"], 2)} for s, v in self.slots.items()}
+
+    def constraints(self) -> dict[str, str | None]:
+        """``{slot: believed value}`` (``None`` = don't care or unknown)."""
+        return {s: v["value"] for s, v in self.slots.items()}
+
+
+class ThresholdPolicy:
+    """The reference system policy of SimDial.
+
+    For the first user slot that is not grounded: confidence < 0.2 -> request it;
+    < 0.6 -> explicit confirmation; < 0.95 -> implicit confirmation (and a request of the
+    next slot if that one is unknown). When every slot is grounded and the user has asked
+    for something: query the database with the believed constraints and inform the
+    requested slots from the first matching row (``no_result`` if none), then ask whether
+    there is anything else.
+
+    Attributes:
+        last_query: ``{"constraints", "results", "count"}`` of the latest query of the
+            latest turn, or ``None`` when that turn made no query.
+        pending: the system slots the user asked about and has not been told yet.
+    """
+
+    REQUEST, EXPLICIT, IMPLICIT = 0.2, 0.6, 0.95
+
+    def __init__(self, domain: Domain, db: Database):
+        self.domain = domain
+        self.db = db
+        self.reset()
+
+    def reset(self) -> list[Act]:
+        """Start a dialogue; return the greeting."""
+        self.pending: list[str] = []
+        self.last_query: dict | None = None
+        return [Act("greet")]
+
+    def act(self, belief: BeliefTracker, user_acts: list[Act]) -> list[Act]:
+        """The system's acts given the belief and the observed user acts."""
+        self.last_query = None
+        names = {a.act for a in user_acts}
+        if "goodbye" in names:
+            return [Act("goodbye")]
+        if "new_search" in names:
+            self.pending = []
+        sys_slots = self.domain.sys_slot_names
+        for a in user_acts:
+            if a.act in ("request", "yn_question") and a.slot in sys_slots and a.slot not in self.pending:
+                self.pending.append(a.slot)
+        out: list[Act] = []
+        for s in self.domain.usr_slot_names:
+            st = belief.slots[s]
+            conf = st["conf"]
+            if conf >= self.IMPLICIT:
+                continue
+            if out:  # an implicit confirmation is already planned
+                if conf < self.REQUEST:
+                    out.append(Act("request", s))
+                return out
+            if conf < self.REQUEST:
+                return [Act("request", s)]
+            if conf < self.EXPLICIT:
+                return [Act("explicit_confirm", s, st["value"])]
+            out.append(Act("implicit_confirm", s, st["value"]))
+        if not self.pending:
+            return out + [Act("request_more")]
+        constraints = belief.constraints()
+        results = self.db.query(constraints)
+        self.last_query = {"constraints": constraints, "results": results[:KB_MAX_ROWS],
+                           "count": len(results)}
+        if not results:
+            return out + [Act("query"), Act("no_result")]
+        row = results[0]
+        out += [Act("query")] + [Act("inform", s, row[s]) for s in self.pending]
+        self.pending = []
+        return out + [Act("request_more")]

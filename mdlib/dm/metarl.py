@@ -1,0 +1,338 @@
+"""Meta-RL: learn a policy initialisation that adapts to a new task in a few episodes.
+
+A *task* is anything with three methods (the dialogue tasks of :mod:`mdlib.dm.env` are
+(domain, user population) pairs; :class:`mdlib.dm.rl.BanditTask` is the toy one):
+
+- ``collect(params, n, gen) -> batch``: run ``n`` episodes with the policy ``params``;
+- ``loss(params, batch) -> Tensor ()``: the REINFORCE surrogate on those episodes;
+- ``evaluate(params, n, gen) -> dict``: success rate (and more) of the policy.
+
+Every adaptation here is :func:`mdlib.meta.inner.inner_loop` with that surrogate as its
+``loss_fn``: one policy-gradient step per freshly collected batch of episodes (the
+batch must come from the current policy, so the loop alternates collecting and stepping).
+
+Methods (notebook 06):
+
+- :func:`adapt`: policy-gradient fine-tuning from any initialisation (from scratch when
+  the initialisation is random);
+- :func:`pretrain`: multi-task policy gradient on the source tasks (Adam);
+- :func:`reptile`: Reptile over policy-gradient inner loops (Nichol et al., 2018);
+- :func:`maml`: MAML over one policy-gradient inner step (Finn et al., 2017); the query
+  surrogate is differentiated through the inner step (second order unless
+  ``first_order``); like the original MAML-RL it ignores how the support episodes'
+  sampling distribution depends on the initialisation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol, Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+from mdlib.data.domains import SOURCES, get_domain
+from mdlib.dm.policy import SlotActPolicy
+from mdlib.dm.population import SOURCE_POPULATIONS, get_population
+from mdlib.dm.rl import DialogueTask, make_policy
+from mdlib.errors import MdlibError
+from mdlib.meta.inner import inner_loop
+
+Params = dict[str, torch.Tensor]
+
+
+class RLTask(Protocol):
+    """What meta-RL needs from a task."""
+
+    name: str
+
+    def collect(self, params: Params, n: int, gen: torch.Generator) -> Any: ...
+
+    def loss(self, params: Params, batch: Any) -> torch.Tensor: ...
+
+    def evaluate(self, params: Params, n: int, gen: torch.Generator) -> dict: ...
+
+
+def _detached(params: Params) -> Params:
+    return {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}
+
+
+def _check_positive(**values: int) -> None:
+    for name, value in values.items():
+        if value < 1:
+            raise MdlibError(f"{name}: expected a number >= 1, got {value}")
+
+
+def adapt(task: RLTask, params: Params, episodes: int, batch: int, lr: float, gen: torch.Generator,
+          steps_per_batch: int = 1, create_graph: bool = False,
+          callback: Callable[[int, Params], None] | None = None) -> Params:
+    """Policy-gradient adaptation: collect ``batch`` episodes, take an inner-loop step, repeat.
+
+    Args:
+        task: the task to adapt to.
+        params: the initialisation (not modified).
+        episodes: total number of adaptation episodes (0 returns ``params`` unchanged).
+        batch: episodes per policy-gradient step (the last batch may be smaller).
+        lr: the inner-loop step size (plain gradient descent on the surrogate).
+        gen: random stream for the episodes.
+        steps_per_batch: gradient steps on each collected batch.
+        create_graph: keep the graph of the steps (for second-order meta-gradients).
+        callback: ``callback(episodes_used, params)`` after every step.
+
+    Returns:
+        The adapted parameters.
+    """
+    if episodes < 0:
+        raise MdlibError(f"episodes: expected a number >= 0, got {episodes}")
+    _check_positive(batch=batch, steps_per_batch=steps_per_batch)
+    current = params if create_graph else _detached(params)
+    used = 0
+    while used < episodes:
+        n = min(batch, episodes - used)
+        data = task.collect(current, n, gen)
+        current, _ = inner_loop(task.loss, current, [data], steps_per_batch, lr, create_graph=create_graph)
+        if not create_graph:
+            current = _detached(current)
+        used += n
+        if callback is not None:
+            callback(used, current)
+    return current
+
+
+def adaptation_curve(task: RLTask, params: Params, budgets: Sequence[int], batch: int, lr: float,
+                     eval_episodes: int, gen: torch.Generator) -> list[dict]:
+    """Evaluate after each number of adaptation episodes in ``budgets`` (one continuing run).
+
+    Returns:
+        One dict per budget: ``{"episodes": k, **task.evaluate(...)}``.
+    """
+    budgets = sorted(set(int(b) for b in budgets))
+    if not budgets or budgets[0] < 0:
+        raise MdlibError(f"budgets: expected numbers of episodes >= 0, got {list(budgets)}")
+    _check_positive(eval_episodes=eval_episodes)
+    current = _detached(params)
+    done = 0
+    out = []
+    for k in budgets:
+        current = adapt(task, current, k - done, batch, lr, gen)
+        done = k
+        out.append({"episodes": k, **task.evaluate(current, eval_episodes, gen)})
+    return out
+
+
+def pretrain(tasks: Sequence[RLTask], params: Params, iterations: int, tasks_per_iter: int, episodes: int,
+             lr: float, gen: torch.Generator, progress: bool = False) -> tuple[Params, list[float]]:
+    """Multi-task policy gradient (Adam) on the source tasks: the pretraining baseline.
+
+    Returns:
+        ``(params, losses)``, one surrogate loss per iteration.
+    """
+    _check_positive(iterations=iterations, tasks_per_iter=tasks_per_iter, episodes=episodes)
+    if not tasks:
+        raise MdlibError("tasks: expected at least one source task")
+    theta = _detached(params)
+    opt = torch.optim.Adam(theta.values(), lr=lr)
+    losses = []
+    for _ in tqdm(range(iterations), desc="pretrain", disable=not progress):
+        chosen = _sample_tasks(tasks, tasks_per_iter, gen)
+        opt.zero_grad()
+        total = sum(t.loss(theta, t.collect(theta, episodes, gen)) for t in chosen) / len(chosen)
+        total.backward()
+        opt.step()
+        losses.append(float(total.detach()))
+    return _detached(theta), losses
+
+
+def reptile(tasks: Sequence[RLTask], params: Params, iterations: int, tasks_per_iter: int, inner_episodes: int,
+            inner_batch: int, inner_lr: float, meta_lr: float, gen: torch.Generator,
+            progress: bool = False) -> tuple[Params, list[float]]:
+    """Reptile: move the initialisation towards the policies adapted on sampled tasks.
+
+    ``theta <- theta + meta_lr * mean_tasks(adapt(task, theta) - theta)``, with
+    ``meta_lr`` decaying linearly to 0 (as in the Reptile paper).
+
+    Returns:
+        ``(params, step_norms)``: the meta-learned initialisation and the norm of each meta-step.
+    """
+    _check_positive(iterations=iterations, tasks_per_iter=tasks_per_iter, inner_episodes=inner_episodes)
+    if not tasks:
+        raise MdlibError("tasks: expected at least one source task")
+    theta = {k: v.detach().clone() for k, v in params.items()}
+    norms = []
+    for it in tqdm(range(iterations), desc="reptile", disable=not progress):
+        chosen = _sample_tasks(tasks, tasks_per_iter, gen)
+        delta = {k: torch.zeros_like(v) for k, v in theta.items()}
+        for task in chosen:
+            adapted = adapt(task, theta, inner_episodes, inner_batch, inner_lr, gen)
+            for k in delta:
+                delta[k] += (adapted[k].detach() - theta[k]) / len(chosen)
+        step = meta_lr * (1.0 - it / iterations)
+        theta = {k: theta[k] + step * delta[k] for k in theta}
+        norms.append(float(torch.sqrt(sum((d ** 2).sum() for d in delta.values()))))
+    return _detached(theta), norms
+
+
+def maml(tasks: Sequence[RLTask], params: Params, iterations: int, tasks_per_iter: int, support_episodes: int,
+         query_episodes: int, inner_lr: float, meta_lr: float, gen: torch.Generator, inner_steps: int = 1,
+         first_order: bool = False, progress: bool = False) -> tuple[Params, list[float]]:
+    """MAML over policy-gradient inner steps (outer optimiser: Adam).
+
+    For each sampled task: collect ``support_episodes`` with ``theta``, adapt with
+    ``inner_steps`` steps of the REINFORCE surrogate (:func:`mdlib.meta.inner.inner_loop`,
+    keeping the graph unless ``first_order``), collect ``query_episodes`` with the adapted
+    policy and back-propagate the query surrogate to ``theta``.
+
+    Returns:
+        ``(params, query_losses)``.
+    """
+    _check_positive(iterations=iterations, tasks_per_iter=tasks_per_iter, support_episodes=support_episodes,
+                    query_episodes=query_episodes, inner_steps=inner_steps)
+    if not tasks:
+        raise MdlibError("tasks: expected at least one source task")
+    theta = _detached(params)
+    opt = torch.optim.Adam(theta.values(), lr=meta_lr)
+    losses = []
+    for _ in tqdm(range(iterations), desc="maml", disable=not progress):
+        chosen = _sample_tasks(tasks, tasks_per_iter, gen)
+        opt.zero_grad()
+        total = 0.0
+        for task in chosen:
+            support = task.collect(theta, support_episodes, gen)
+            adapted, _ = inner_loop(task.loss, theta, [support], inner_steps, inner_lr,
+                                    create_graph=not first_order)
+            query = task.collect(adapted, query_episodes, gen)
+            total = total + task.loss(adapted, query) / len(chosen)
+        total.backward()
+        opt.step()
+        losses.append(float(total.detach()))
+    return _detached(theta), losses
+
+
+def _sample_tasks(tasks: Sequence[RLTask], n: int, gen: torch.Generator) -> list[RLTask]:
+    """``n`` tasks drawn uniformly (without replacement while possible)."""
+    order = torch.randperm(len(tasks), generator=gen).tolist()
+    while len(order) < n:
+        order += torch.randperm(len(tasks), generator=gen).tolist()
+    return [tasks[i] for i in order[:n]]
+
+
+# --------------------------------------------------------------------------- experiments
+
+METHODS: tuple[str, ...] = ("rule", "scratch", "pretrain", "maml", "reptile")
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """Every knob of a dialogue-policy experiment (defaults: a couple of seconds per method).
+
+    Attributes:
+        hidden: hidden units of the policy network.
+        sources: source domains of (meta-)training.
+        populations: source user populations.
+        iterations: meta-iterations (MAML, Reptile) and pretraining iterations.
+        tasks_per_iter: tasks per meta-iteration.
+        inner_episodes: support dialogues per task (MAML) / inner-loop dialogues (Reptile)
+            / dialogues per task per pretraining step.
+        query_episodes: query dialogues per task (MAML).
+        inner_lr: inner-loop step size (normalised advantages), also used for adaptation.
+        maml_lr: Adam step size of the MAML outer loop and of pretraining.
+        reptile_lr: Reptile's interpolation step (decays linearly to 0).
+        first_order: first-order MAML.
+        adapt_batch: dialogues per policy-gradient step during adaptation.
+        eval_episodes: evaluation dialogues per point of a curve.
+        entropy_coef: entropy bonus of the surrogate.
+    """
+
+    hidden: int = 32
+    sources: tuple[str, ...] = SOURCES
+    populations: tuple[str, ...] = SOURCE_POPULATIONS
+    iterations: int = 40
+    tasks_per_iter: int = 4
+    inner_episodes: int = 20
+    query_episodes: int = 20
+    inner_lr: float = 3.0
+    maml_lr: float = 0.01
+    reptile_lr: float = 1.0
+    first_order: bool = True
+    adapt_batch: int = 10
+    eval_episodes: int = 100
+    entropy_coef: float = 0.0
+
+    def __post_init__(self):
+        for f in ("hidden", "iterations", "tasks_per_iter", "inner_episodes", "query_episodes",
+                  "adapt_batch", "eval_episodes"):
+            if getattr(self, f) < 1:
+                raise MdlibError(f"policy config: {f} must be >= 1, got {getattr(self, f)}")
+        for d in self.sources:
+            get_domain(d)
+        for u in self.populations:
+            get_population(u)
+
+
+def source_tasks(model: SlotActPolicy, config: PolicyConfig) -> list[DialogueTask]:
+    """One :class:`DialogueTask` per (source domain, source population)."""
+    return [DialogueTask(model, d, u, entropy_coef=config.entropy_coef)
+            for d in config.sources for u in config.populations]
+
+
+def initialisation(method: str, model: SlotActPolicy, config: PolicyConfig, seed: int,
+                   progress: bool = False) -> Params:
+    """The starting policy of ``method``: random (scratch), pretrained, or meta-learned.
+
+    The random initialisation is the same for every method of a seed (drawn from ``seed``).
+    """
+    if method not in METHODS or method == "rule":
+        raise MdlibError(f"method: expected one of {', '.join(METHODS[1:])} for a learned policy, got {method!r}")
+    init = make_policy(config.hidden, seed).init_params()
+    if method == "scratch":
+        return init
+    gen = torch.Generator().manual_seed(seed)
+    tasks = source_tasks(model, config)
+    c = config
+    if method == "pretrain":
+        params, _ = pretrain(tasks, init, c.iterations, c.tasks_per_iter, c.inner_episodes, c.maml_lr, gen,
+                             progress=progress)
+    elif method == "maml":
+        params, _ = maml(tasks, init, c.iterations, c.tasks_per_iter, c.inner_episodes, c.query_episodes,
+                         c.inner_lr, c.maml_lr, gen, first_order=c.first_order, progress=progress)
+    else:
+        params, _ = reptile(tasks, init, c.iterations, c.tasks_per_iter, 2 * c.inner_episodes, c.inner_episodes,
+                            c.inner_lr, c.reptile_lr, gen, progress=progress)
+    return params
+
+
+def run_method(method: str, target: str, users: str, budgets: Sequence[int], seed: int,
+               config: PolicyConfig | None = None, progress: bool = False,
+               params: Params | None = None) -> dict:
+    """One method's curve on a target task: (meta-)train on the sources, adapt, evaluate.
+
+    Args:
+        method: one of :data:`METHODS`.
+        target: target domain; users: target user population.
+        budgets: numbers of adaptation dialogues at which to evaluate (e.g. 0, 10, 50, 200).
+        seed: seed of the initialisation, (meta-)training, adaptation and action sampling.
+        config: the experiment's knobs.
+        params: a ready initialisation (skips (meta-)training; notebooks reuse one per seed).
+
+    Returns:
+        ``{"method", "target", "users", "seed", "curve": [{"episodes", "success", "success_ci",
+        "turns", ..., "acts"}, ...]}``; intervals are over the evaluation dialogues.
+        The rule-based policy does not learn: its curve repeats one evaluation.
+    """
+    config = config or PolicyConfig()
+    get_domain(target)
+    get_population(users)
+    budgets = sorted(set(int(b) for b in budgets))
+    if not budgets or budgets[0] < 0:
+        raise MdlibError(f"episodes: expected numbers of adaptation dialogues >= 0, got {budgets}")
+    model = make_policy(config.hidden, seed)
+    task = DialogueTask(model, target, users, entropy_coef=config.entropy_coef)
+    if method == "rule":
+        point = task.evaluate_rule(config.eval_episodes)
+        curve = [{"episodes": k, **point} for k in budgets]
+    else:
+        init = params if params is not None else initialisation(method, model, config, seed, progress)
+        gen = torch.Generator().manual_seed(seed + 1)
+        curve = adaptation_curve(task, init, budgets, config.adapt_batch, config.inner_lr,
+                                 config.eval_episodes, gen)
+    return {"method": method, "target": target, "users": users, "seed": seed, "curve": curve}

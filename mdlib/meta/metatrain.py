@@ -1,0 +1,271 @@
+"""Meta-training: the outer loop over meta-batches of tasks (notebook 03).
+
+:func:`meta_train_loop` is the generic outer loop (sine waves, dialogue domains, any
+``loss_fn``)::
+
+    for step in 1..meta_steps:
+        tasks = sample(step)                        # meta-batch: support + query per task
+        g = mean over tasks of learner.task_gradient(...)   # through THE inner loop
+        clip(g); Adam step on the init (and Meta-SGD's step sizes); learner.post_step()
+        every eval_every steps: validate(params) -> keep the best parameters
+
+:func:`meta_train` is the dialogue version: tasks are source domains, episodes come
+from :class:`mdlib.data.splits.EpisodeSampler` (support and query are *disjoint*
+dialogues, unlike the published DAML code, whose query loss reused the support batch),
+and meta-validation adapts on the source domains' held-out valid split.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+from mdlib.errors import MdlibError
+from mdlib.meta.learners import MetaLearner, TaskBatches, make_learner, mean_loss, meta_gradient
+
+__all__ = ["MetaHistory", "meta_train_loop", "meta_train", "check_meta_tasks", "validation_loss"]
+
+
+@dataclass
+class MetaHistory:
+    """What a meta-training run logs.
+
+    Attributes:
+        steps: one dict per meta-step (``step``, ``query_loss``, ``support_loss``,
+            ``grad_norm``, ``seconds``, and the learner's ``post_step`` stats).
+        valid: one dict per validation (``step``, ``valid_loss``).
+        best_step: the meta-step whose parameters were kept (lowest validation loss).
+        seconds_per_step: mean wall-clock seconds of a meta-step (without validation).
+    """
+
+    steps: list[dict] = field(default_factory=list)
+    valid: list[dict] = field(default_factory=list)
+    best_step: int = 0
+    seconds_per_step: float = math.nan
+
+    def to_dict(self) -> dict:
+        return {"steps": self.steps, "valid": self.valid, "best_step": self.best_step,
+                "seconds_per_step": self.seconds_per_step}
+
+
+def meta_train_loop(
+    learner: MetaLearner,
+    loss_fn: Callable[[Mapping[str, torch.Tensor], Any], torch.Tensor],
+    params: Mapping[str, torch.Tensor],
+    sample: Callable[[int], Sequence[TaskBatches]],
+    *,
+    meta_steps: int,
+    outer_lr: float = 1e-3,
+    clip: float | None = 2.0,
+    validate: Callable[[Mapping[str, torch.Tensor]], float] | None = None,
+    eval_every: int = 50,
+    progress: bool = False,
+    on_step: Callable[[int, dict], None] | None = None,
+) -> MetaHistory:
+    """Meta-train ``params`` (and ``learner.meta_parameters()``) in place with Adam.
+
+    Args:
+        learner: the method (:func:`mdlib.meta.learners.make_learner`).
+        loss_fn: ``loss_fn(params, batch) -> Tensor ()``.
+        params: leaf tensors that require grad (``dict(model.named_parameters())``);
+            the outer optimiser updates them; at the end they hold the best validated
+            values (the last ones when ``validate`` is None).
+        sample: ``sample(step) -> list[TaskBatches]``, the meta-batch of meta-step ``step``.
+        meta_steps: number of outer steps (>= 0).
+        outer_lr: Adam's step size; clip: max global gradient norm (None: no clipping).
+        validate: ``validate(params) -> loss`` (lower is better), run at step 0, every
+            ``eval_every`` steps and at the end.
+        progress: show a tqdm bar.
+        on_step: ``on_step(step, record)`` after each meta-step (checkpointing, logging).
+
+    Raises:
+        MdlibError: ``meta_steps < 0``, or a NaN/inf meta-gradient (naming the meta-step
+            and the task).
+    """
+    if meta_steps < 0:
+        raise MdlibError(f"meta_steps must be >= 0, got {meta_steps}")
+    if eval_every < 1:
+        raise MdlibError(f"meta_eval_every must be >= 1, got {eval_every}")
+    extra = learner.meta_parameters()
+    targets = {**params, **extra}
+    for n, p in targets.items():
+        if not (p.is_leaf and p.requires_grad):
+            raise MdlibError(f"meta_train_loop: parameter {n!r} must be a leaf tensor that requires grad")
+    opt = torch.optim.Adam(list(targets.values()), lr=outer_lr)
+    hist = MetaHistory()
+    best = (math.inf, None)
+
+    def run_validation(step: int) -> None:
+        nonlocal best
+        if validate is None:
+            return
+        loss = float(validate(params))
+        hist.valid.append({"step": step, "valid_loss": loss})
+        if loss < best[0]:
+            best = (loss, {n: t.detach().clone() for n, t in targets.items()})
+            hist.best_step = step
+
+    run_validation(0)
+    seconds = 0.0
+    bar = tqdm(range(1, meta_steps + 1), desc=f"meta-train {learner.name}", disable=not progress, leave=False)
+    for step in bar:
+        t0 = time.perf_counter()
+        tasks = sample(step)
+        try:
+            grads, stats = meta_gradient(learner, loss_fn, params, tasks)
+        except MdlibError as exc:
+            raise MdlibError(f"meta-step {step}: {exc}") from None
+        opt.zero_grad(set_to_none=True)
+        for n, t in targets.items():
+            t.grad = grads[n].to(t.dtype)
+        norm = (float(torch.nn.utils.clip_grad_norm_(list(targets.values()), clip)) if clip
+                else float(torch.sqrt(sum((g.double() ** 2).sum() for g in grads.values()))))
+        opt.step()
+        post = learner.post_step()
+        dt = time.perf_counter() - t0
+        seconds += dt
+        record = {"step": step, "query_loss": sum(s["query_loss"] for s in stats) / len(stats),
+                  "support_loss": sum(s["support_loss"] for s in stats) / len(stats),
+                  "grad_norm": norm, "seconds": dt, **post}
+        hist.steps.append(record)
+        bar.set_postfix(query=f"{record['query_loss']:.3f}")
+        if step % eval_every == 0 or step == meta_steps:
+            run_validation(step)
+        if on_step is not None:
+            on_step(step, record)
+    hist.seconds_per_step = seconds / meta_steps if meta_steps else math.nan
+    if best[1] is not None:
+        with torch.no_grad():
+            for n, t in targets.items():
+                t.copy_(best[1][n])
+    return hist
+
+
+def validation_loss(learner: MetaLearner, loss_fn, params: Mapping[str, torch.Tensor],
+                    tasks: Sequence[TaskBatches], steps: int | None = None) -> float:
+    """Mean query loss after adapting on each task's support (first order, no meta-gradient)."""
+    losses = []
+    for task in tasks:
+        adapted, _ = learner.adapt(loss_fn, params, task.support, steps)
+        with torch.no_grad():
+            losses.append(float(mean_loss(loss_fn, adapted, task.query)))
+    return sum(losses) / len(losses)
+
+
+def check_meta_tasks(sources: Sequence[str], targets: Sequence[str], meta_batch: int) -> None:
+    """Refuse target leakage and impossible meta-batches.
+
+    Raises:
+        MdlibError: a target listed among the sources, no sources, or a meta-batch
+            larger than the number of source tasks.
+    """
+    if not sources:
+        raise MdlibError("meta-training needs at least one source task")
+    leaked = sorted(set(sources) & set(targets))
+    if leaked:
+        raise MdlibError(f"target domain(s) {leaked} are listed among the meta-training sources: "
+                         "that leaks the evaluation domain into meta-training; remove them from --sources")
+    if meta_batch < 1 or meta_batch > len(sources):
+        raise MdlibError(f"meta_batch={meta_batch} but there are {len(sources)} source tasks "
+                         f"({', '.join(sources)}); expected 1 <= meta_batch <= {len(sources)}")
+
+
+def _episode_batches(episode, vocab, profile, device) -> TaskBatches:
+    """Collate one :class:`~mdlib.data.splits.Episode` (dialogues) into one support and one query batch."""
+    from mdlib.data.pairs import extract_pairs
+    from mdlib.models.batching import collate
+
+    kw = dict(use_acts=profile.use_acts, max_src=profile.max_src, max_tgt=profile.max_tgt, device=device)
+    sup = extract_pairs(episode.support, context_turns=profile.context_turns)
+    qry = extract_pairs(episode.query, context_turns=profile.context_turns)
+    if not sup or not qry:
+        raise MdlibError(f"task {episode.task!r}: an episode has no system turns to learn from")
+    return TaskBatches(episode.task, [collate(sup, vocab, **kw)], [collate(qry, vocab, **kw)])
+
+
+def meta_train(
+    method: str,
+    model: torch.nn.Module,
+    tasks: Mapping[str, Sequence[dict]],
+    vocab,
+    profile,
+    seed: int,
+    *,
+    valid: Mapping[str, Sequence[dict]] | None = None,
+    targets: Sequence[str] = (),
+    progress: bool = False,
+    device: torch.device | str | None = None,
+    on_step: Callable[[int, dict], None] | None = None,
+    **learner_kw,
+) -> tuple[MetaLearner, MetaHistory]:
+    """Meta-train a response generator on source domains (the DAML protocol).
+
+    Args:
+        method: ``maml``, ``fomaml``, ``reptile``, ``metasgd`` or ``anil``.
+        model: a :class:`~mdlib.models.seq2seq.Seq2Seq` (random or pretrained init:
+            ``profile.meta_init``); its parameters are meta-trained in place.
+        tasks: ``domain -> training dialogues`` of the meta-training (source) tasks.
+        vocab: the vocabulary of the model.
+        profile: a :class:`~mdlib.profiles.Profile` (``meta_*``, ``inner_*``, ``outer_lr``).
+        seed: seeds episode sampling.
+        valid: ``domain -> held-out dialogues`` of the same sources for meta-validation
+            (adapt on ``meta_k_support`` of them, score on the rest); ``None``: no
+            validation (the last parameters are kept).
+        targets: the evaluation domains; listing one of them in ``tasks`` is refused.
+        on_step: called after each meta-step (checkpointing).
+        **learner_kw: extra arguments of :func:`~mdlib.meta.learners.make_learner`.
+
+    Returns:
+        ``(learner, history)``; the learner holds Meta-SGD's learned step sizes
+        (``learner.state_dict()`` goes into the checkpoint).
+
+    Raises:
+        MdlibError: leakage (a target among the sources), ``meta_batch`` larger than the
+            number of sources, ``inner_steps < 0``, a NaN meta-gradient (step and task).
+    """
+    from mdlib.data.splits import EpisodeSampler
+
+    sources = list(tasks)
+    check_meta_tasks(sources, targets, profile.meta_batch)
+    if profile.inner_steps < 0:
+        raise MdlibError(f"inner_steps must be >= 0, got {profile.inner_steps}")
+    params = dict(model.named_parameters())
+    learner = make_learner(method, params, profile.inner_steps, profile.inner_lr, **learner_kw)
+    sampler = EpisodeSampler({d: list(v) for d, v in tasks.items()}, profile.meta_k_support,
+                             profile.meta_k_query, seed)
+    model.train()
+
+    def loss_fn(p, batch):
+        return torch.func.functional_call(model, p, (batch,))
+
+    def sample(step: int) -> list[TaskBatches]:
+        return [_episode_batches(ep, vocab, profile, device) for ep in sampler.sample(profile.meta_batch)]
+
+    validate = None
+    if valid:
+        val_tasks = []
+        for d in sources:
+            dialogues = list(valid.get(d, ()))
+            k = profile.meta_k_support
+            if len(dialogues) <= k:
+                raise MdlibError(f"meta-validation: source {d!r} has {len(dialogues)} valid dialogues; "
+                                 f"need more than meta_k_support={k}")
+            sup, qry = dialogues[:k], dialogues[k:k + 30]  # at most 30 query dialogues: bounded memory
+            ep = type("Episode", (), {"task": d, "support": sup, "query": qry})
+            val_tasks.append(_episode_batches(ep, vocab, profile, device))
+
+        def validate(p):
+            return validation_loss(learner, loss_fn, p, val_tasks)
+
+    hist = meta_train_loop(learner, loss_fn, params, sample, meta_steps=profile.meta_steps,
+                           outer_lr=profile.outer_lr, clip=profile.meta_clip, validate=validate,
+                           eval_every=profile.meta_eval_every, progress=progress, on_step=on_step)
+    model.eval()
+    return learner, hist

@@ -1,0 +1,200 @@
+"""The reference response generator: GRU encoder-decoder with attention and copy.
+
+Notebook 02 walks through one forward pass. With ``B`` examples, source length ``S``,
+target length ``T``, vocabulary ``V``, embedding ``E`` and hidden size ``H``::
+
+    src (B,S) --embed--> (B,S,E) --bi-GRU (H/2 per direction)--> enc (B,S,H), h0 (1,B,H)
+    tgt_in (B,T) --embed--> (B,T,E) --GRU(h0)--> dec (B,T,H)
+    attention  a = softmax(dec W enc^T)          (B,T,S)   (padding masked out)
+    context    c = a enc                         (B,T,H)
+    generate   p_vocab = softmax(W_o tanh(W_c [dec; c]))          (B,T,V)
+    copy gate  g = sigmoid(w_g [dec; c; emb])                      (B,T,1)
+    mixture    p = g p_vocab (+ zeros for the OOV slots)  +  (1-g) scatter(a -> src_ext)   (B,T,V+n_oov)
+    loss       mean over real target tokens of -log p[tgt_out]
+
+The decoder is Luong-style (attention after the GRU), so teacher forcing runs the GRU
+over the whole target at once; decoding calls the same code with ``T = 1``. Copying
+uses the extended vocabulary of :mod:`mdlib.models.batching`.
+
+The model is *functional*: ``torch.func.functional_call(model, params, (batch,))`` with
+``params = dict(model.named_parameters())`` gives the same loss, nothing updates a
+parameter in place, and meta-learners differentiate through adaptation. On a GPU,
+second-order MAML needs cuDNN off for the GRU (no double backward in cuDNN): wrap the
+forward in :meth:`Seq2Seq.second_order` (or :func:`mdlib.meta.inner.second_order_guard`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from mdlib.models.batching import Batch
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Size and behaviour of a :class:`Seq2Seq` (stored in checkpoints).
+
+    Attributes:
+        vocab_size: ``len(vocab)``.
+        emb: embedding size ``E``.
+        hidden: hidden size ``H`` (even: the encoder is bidirectional with ``H/2`` per direction).
+        copy: use the copy (pointer) mechanism.
+        dropout: dropout on embeddings and decoder states (0 keeps the model deterministic).
+    """
+
+    vocab_size: int
+    emb: int = 64
+    hidden: int = 128
+    copy: bool = True
+    dropout: float = 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class Seq2Seq(nn.Module):
+    """GRU encoder-decoder with Luong attention and a pointer-generator copy mechanism.
+
+    Args:
+        config: a :class:`ModelConfig` (``vocab_size`` etc.).
+
+    ``model(batch)`` returns the mean token NLL, a Tensor ().
+    """
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        if config.hidden % 2:
+            raise ValueError("hidden must be even (bidirectional encoder)")
+        self.config = config
+        V, E, H = config.vocab_size, config.emb, config.hidden
+        self.embed = nn.Embedding(V, E, padding_idx=0)
+        self.encoder = nn.GRU(E, H // 2, batch_first=True, bidirectional=True)
+        self.bridge = nn.Linear(H, H)
+        self.decoder = nn.GRU(E, H, batch_first=True)
+        self.attn = nn.Linear(H, H, bias=False)
+        self.combine = nn.Linear(2 * H, H)
+        self.out = nn.Linear(H, V)
+        self.gate = nn.Linear(2 * H + E, 1) if config.copy else None
+
+    @staticmethod
+    def second_order(device: torch.device | str | None = None):
+        """Context manager for a forward that will be differentiated twice.
+
+        On CUDA it turns cuDNN off (its GRU has no double backward); elsewhere a no-op.
+        """
+        if device is not None and torch.device(device).type == "cuda":
+            return torch.backends.cudnn.flags(enabled=False)
+        return contextlib.nullcontext()
+
+    def n_parameters(self) -> int:
+        """Number of trainable numbers."""
+        return sum(p.numel() for p in self.parameters())
+
+    def _drop(self, x: torch.Tensor) -> torch.Tensor:
+        return F.dropout(x, self.config.dropout, self.training) if self.config.dropout else x
+
+    def encode(self, src: torch.Tensor, src_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encode the source.
+
+        Args:
+            src: LongTensor (B, S) vocabulary ids.
+            src_mask: BoolTensor (B, S), True at real tokens (at least one per row).
+
+        Returns:
+            ``enc`` FloatTensor (B, S, H) (zeros at padding) and ``h0`` FloatTensor (1, B, H).
+        """
+        emb = self._drop(self.embed(src))
+        lengths = src_mask.sum(1).clamp(min=1).cpu()
+        packed = pack_padded_sequence(emb, lengths, batch_first=True, enforce_sorted=False)
+        out, h_n = self.encoder(packed)
+        enc, _ = pad_packed_sequence(out, batch_first=True, total_length=src.shape[1])
+        h0 = torch.tanh(self.bridge(torch.cat([h_n[0], h_n[1]], dim=-1))).unsqueeze(0)
+        return enc, h0
+
+    def decode(self, tgt_in: torch.Tensor, h: torch.Tensor, enc: torch.Tensor, src_mask: torch.Tensor,
+               src_ext: torch.Tensor, n_oov: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Log-probabilities of the next tokens given the previous ones (teacher forcing).
+
+        Args:
+            tgt_in: LongTensor (B, T) previous tokens; extended ids ``>= V`` are read as ``<unk>``.
+            h: FloatTensor (1, B, H) decoder state before the first of them.
+            enc: FloatTensor (B, S, H); src_mask: BoolTensor (B, S); src_ext: LongTensor (B, S).
+            n_oov: width of the extended vocabulary.
+
+        Returns:
+            ``logp`` FloatTensor (B, T, V + n_oov), the new state (1, B, H), and the attention (B, T, S).
+        """
+        V = self.config.vocab_size
+        tgt_in = tgt_in.masked_fill(tgt_in >= V, 1)  # <unk> = 1
+        emb = self._drop(self.embed(tgt_in))
+        dec, h_new = self.decoder(emb, h)
+        dec = self._drop(dec)
+        scores = torch.bmm(dec, self.attn(enc).transpose(1, 2))
+        scores = scores.masked_fill(~src_mask.unsqueeze(1), -1e9)
+        attn = torch.softmax(scores, dim=-1)
+        ctx = torch.bmm(attn, enc)
+        logits = self.out(torch.tanh(self.combine(torch.cat([dec, ctx], dim=-1))))
+        if self.gate is None:
+            logp = torch.log_softmax(logits, dim=-1)
+            if n_oov:
+                logp = torch.cat([logp, logp.new_full((*logp.shape[:2], n_oov), -1e9)], dim=-1)
+            return logp, h_new, attn
+        g = torch.sigmoid(self.gate(torch.cat([dec, ctx, emb], dim=-1)))
+        p_vocab = g * torch.softmax(logits, dim=-1)
+        if n_oov:
+            p_vocab = torch.cat([p_vocab, p_vocab.new_zeros((*p_vocab.shape[:2], n_oov))], dim=-1)
+        index = src_ext.unsqueeze(1).expand(-1, tgt_in.shape[1], -1)
+        p = p_vocab.scatter_add(2, index, (1 - g) * attn)
+        return torch.log(p.clamp_min(1e-12)), h_new, attn
+
+    def token_nll(self, batch: Batch) -> torch.Tensor:
+        """FloatTensor (B, T): NLL of each target token, 0 at padding."""
+        enc, h0 = self.encode(batch.src, batch.src_mask)
+        logp, _, _ = self.decode(batch.tgt_in, h0, enc, batch.src_mask, batch.src_ext, batch.n_oov)
+        nll = -logp.gather(2, batch.tgt_out.unsqueeze(2)).squeeze(2)
+        return nll * batch.tgt_mask
+
+    def forward(self, batch: Batch, reduction: str = "mean") -> torch.Tensor:
+        """NLL of the responses.
+
+        Args:
+            batch: a :class:`~mdlib.models.batching.Batch`.
+            reduction: ``"mean"`` (per real target token, Tensor ()), ``"sum"`` (Tensor ())
+                or ``"none"`` (Tensor (B, T), zeros at padding).
+        """
+        nll = self.token_nll(batch)
+        if reduction == "none":
+            return nll
+        if reduction == "sum":
+            return nll.sum()
+        return nll.sum() / batch.tgt_mask.sum().clamp(min=1)
+
+
+def build_model(vocab_size: int, emb: int = 64, hidden: int = 128, copy: bool = True,
+                dropout: float = 0.0, device: torch.device | str | None = None) -> Seq2Seq:
+    """A :class:`Seq2Seq` on ``device`` (default: CPU)."""
+    model = Seq2Seq(ModelConfig(vocab_size=vocab_size, emb=emb, hidden=hidden, copy=copy, dropout=dropout))
+    return model.to(device) if device is not None else model
+
+
+def bind(model: nn.Module, params: dict[str, torch.Tensor] | None) -> nn.Module:
+    """A copy of ``model`` whose parameters hold the values of ``params`` (for decoding).
+
+    ``params=None`` returns ``model`` itself. The copy is detached from autograd: use it
+    to generate text, not to differentiate.
+    """
+    if params is None:
+        return model
+    import copy
+
+    clone = copy.deepcopy(model)
+    with torch.no_grad():
+        for name, p in clone.named_parameters():
+            p.copy_(params[name].detach())
+    return clone
