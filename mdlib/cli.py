@@ -14,6 +14,8 @@ import sys
 from mdlib.errors import MdlibError
 
 COMMAND_MODULES = [
+    "mdlib.commands.train",
+    "mdlib.commands.policy",
     "mdlib.commands.data",
     "mdlib.commands.system",
 ]

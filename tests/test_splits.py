@@ -33,6 +33,14 @@ def test_protocol_corpora_reproduce_the_manifest():
     assert splits._sha256(data) == entry["sha256"]
 
 
+def test_committed_samples_are_the_first_dialogues_of_each_corpus():
+    from mdlib.data.corpus import load_corpus
+
+    for d in SOURCES + TARGETS:
+        samples = load_corpus(splits.samples_path(d))
+        assert samples == load_split(d, "train")[:3]
+
+
 def test_split_sizes_and_disjointness():
     for d in SOURCES + TARGETS:
         parts = {s: load_split(d, s) for s in ("train", "valid", "test")}

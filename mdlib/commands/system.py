@@ -32,12 +32,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     c.add_argument("--domain", default="movie", help="the domain to talk about (default: movie)")
     c.add_argument("--checkpoint", default=None,
-                   help="a generator checkpoint made by `python -m mdlib train` (default: the "
-                   "standard one for the domain; see --templates)")
-    c.add_argument("--parser", dest="parser_kind", choices=("lexicon", "learned"), default="lexicon",
-                   help="input parser: lexicon matching or the learned act classifier + slot tagger")
+                   help="a generator checkpoint (file or run folder) made by `python -m mdlib train` "
+                   "(default: runs/generator; when that is missing the chat says so and uses templates)")
     c.add_argument("--templates", action="store_true",
-                   help="use the template realiser instead of a trained generator (no checkpoint needed)")
+                   help="use the template realiser (the corpus's reference phrasings) instead of a "
+                   "trained generator (no checkpoint needed)")
     c.add_argument("--seed", type=int, default=0, help="seed of the database and the decoder")
     c.add_argument("--show-acts", action="store_true", help="also print the parsed acts and system acts (to stderr)")
     c.set_defaults(func=_chat)
@@ -52,5 +51,5 @@ def _reproduce(args: argparse.Namespace) -> int:
 def _chat(args: argparse.Namespace) -> int:
     from mdlib.system.chat import run_chat
 
-    return run_chat(domain=args.domain, checkpoint=args.checkpoint, parser_kind=args.parser_kind,
-                    templates=args.templates, seed=args.seed, show_acts=args.show_acts)
+    return run_chat(domain=args.domain, checkpoint=args.checkpoint, templates=args.templates,
+                    seed=args.seed, show_acts=args.show_acts)

@@ -86,7 +86,22 @@ def update_manifest(progress: bool = False) -> Path:
            "sources": list(SOURCES), "targets": list(TARGETS), "files": files}
     write_text(manifest_path(), json.dumps(man, indent=2) + "\n")
     _verified.clear()
+    write_samples()
     return manifest_path()
+
+
+def samples_path(domain: str) -> Path:
+    """``data/samples/<domain>.jsonl``: the first dialogues of a corpus, committed for reading."""
+    return paths.DATA_DIR / "samples" / f"{domain}.jsonl"
+
+
+def write_samples(k: int = 3) -> list[Path]:
+    """Write the first ``k`` dialogues of each protocol corpus to ``data/samples/``."""
+    out = []
+    for domain in CORPUS_SEEDS:
+        lines = _corpus_lines(domain)[:k]
+        out.append(write_text(samples_path(domain), "".join(line + "\n" for line in lines)))
+    return out
 
 
 def _stat_key(path: Path) -> tuple:

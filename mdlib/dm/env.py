@@ -19,7 +19,8 @@ environment only adds the RL interface:
 The action space is *act x slot*: two global actions (``inform``: query the database
 with the believed constraints and tell the user what they asked for; ``request_more``:
 "anything else?") and, per user slot, ``request``, ``explicit_confirm`` and
-``implicit_confirm`` (the confirmed value is the belief's). Notebook 06 introduces it.
+``implicit_confirm`` (the confirmed value is the belief's; an implicit confirmation also
+requests the next unknown slot, as the threshold policy does). Notebook 06 introduces it.
 
 Self-correction ("Boston, oh sorry, I mean Austin") is a text-level knob of the corpus;
 at the act level the environment says it as two informs, first a wrong value then the
@@ -196,7 +197,11 @@ class DialogueEnv:
                 return self._answer()
             if action.act in SLOT_ACTS and action.value is None and action.act != "request":
                 self._validate(Act(action.act, action.slot))
-                return [Act(action.act, action.slot, self.belief.slots[action.slot]["value"])]
+                acts = [Act(action.act, action.slot, self.belief.slots[action.slot]["value"])]
+                if action.act == "implicit_confirm":  # "Okay, Boston. What food?" as the threshold policy says it
+                    unknown = [s for s in self.slots if s != action.slot and self.belief.slots[s]["conf"] == 0.0]
+                    acts += [Act("request", unknown[0])] if unknown else []
+                return acts
             self._validate(action)
             return [action]
         if isinstance(action, bool) or not hasattr(action, "__index__"):

@@ -100,8 +100,10 @@ def adapt(task: RLTask, params: Params, episodes: int, batch: int, lr: float, ge
 
 
 def adaptation_curve(task: RLTask, params: Params, budgets: Sequence[int], batch: int, lr: float,
-                     eval_episodes: int, gen: torch.Generator) -> list[dict]:
+                     eval_episodes: int, gen: torch.Generator, final: dict | None = None) -> list[dict]:
     """Evaluate after each number of adaptation episodes in ``budgets`` (one continuing run).
+
+    ``final``, when given, receives ``final["params"]``: the policy after the largest budget.
 
     Returns:
         One dict per budget: ``{"episodes": k, **task.evaluate(...)}``.
@@ -117,6 +119,8 @@ def adaptation_curve(task: RLTask, params: Params, budgets: Sequence[int], batch
         current = adapt(task, current, k - done, batch, lr, gen)
         done = k
         out.append({"episodes": k, **task.evaluate(current, eval_episodes, gen)})
+    if final is not None:
+        final["params"] = current
     return out
 
 
@@ -303,7 +307,7 @@ def initialisation(method: str, model: SlotActPolicy, config: PolicyConfig, seed
 
 def run_method(method: str, target: str, users: str, budgets: Sequence[int], seed: int,
                config: PolicyConfig | None = None, progress: bool = False,
-               params: Params | None = None) -> dict:
+               params: Params | None = None, keep_params: bool = False) -> dict:
     """One method's curve on a target task: (meta-)train on the sources, adapt, evaluate.
 
     Args:
@@ -313,6 +317,7 @@ def run_method(method: str, target: str, users: str, budgets: Sequence[int], see
         seed: seed of the initialisation, (meta-)training, adaptation and action sampling.
         config: the experiment's knobs.
         params: a ready initialisation (skips (meta-)training; notebooks reuse one per seed).
+        keep_params: also return the policy adapted with the largest budget (``"params"``).
 
     Returns:
         ``{"method", "target", "users", "seed", "curve": [{"episodes", "success", "success_ci",
@@ -333,6 +338,10 @@ def run_method(method: str, target: str, users: str, budgets: Sequence[int], see
     else:
         init = params if params is not None else initialisation(method, model, config, seed, progress)
         gen = torch.Generator().manual_seed(seed + 1)
+        final: dict = {}
         curve = adaptation_curve(task, init, budgets, config.adapt_batch, config.inner_lr,
-                                 config.eval_episodes, gen)
-    return {"method": method, "target": target, "users": users, "seed": seed, "curve": curve}
+                                 config.eval_episodes, gen, final=final)
+    out = {"method": method, "target": target, "users": users, "seed": seed, "curve": curve}
+    if keep_params and method != "rule":
+        out["params"] = final["params"]
+    return out

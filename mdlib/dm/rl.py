@@ -57,7 +57,8 @@ def returns_to_go(rewards: Sequence[float], gamma: float = 1.0) -> list[float]:
     return out
 
 
-def leave_one_out_advantages(returns: Sequence[Sequence[float]], normalise: bool = False) -> list[list[float]]:
+def leave_one_out_advantages(returns: Sequence[Sequence[float]], normalise: bool = False,
+                             min_scale: float = 0.0) -> list[list[float]]:
     """Advantages ``G_{i,t} - b_{i,t}`` with the leave-one-out baseline.
 
     ``b_{i,t}`` is the mean return-to-go at step ``t`` of the other episodes of the batch
@@ -68,6 +69,9 @@ def leave_one_out_advantages(returns: Sequence[Sequence[float]], normalise: bool
         returns: per episode, its returns-to-go (episodes may differ in length).
         normalise: divide by the standard deviation of all advantages (changes the step
             size only; convenient when reward scales differ between tasks).
+        min_scale: divide by at least this much: when every episode of a batch fails alike,
+            the advantages are tiny differences in turn costs that a plain normalisation
+            would blow up into a full-size step.
 
     Returns:
         The advantages, same shape as ``returns``.
@@ -94,8 +98,9 @@ def leave_one_out_advantages(returns: Sequence[Sequence[float]], normalise: bool
         if len(flat) > 1:
             mean = sum(flat) / len(flat)
             std = math.sqrt(sum((a - mean) ** 2 for a in flat) / (len(flat) - 1))
-            if std > 1e-8:
-                adv = [[a / std for a in row] for row in adv]
+            scale = max(std, min_scale)
+            if scale > 1e-8:
+                adv = [[a / scale for a in row] for row in adv]
     return adv
 
 
@@ -150,7 +155,7 @@ class EpisodeBatch:
 
 def run_episodes(model: SlotActPolicy, params: dict[str, torch.Tensor], envs: Sequence[DialogueEnv],
                  seeds: Sequence[int], gen: torch.Generator | None = None, greedy: bool = False,
-                 gamma: float = 1.0, normalise: bool = False) -> EpisodeBatch:
+                 gamma: float = 1.0, normalise: bool = False, min_scale: float = 0.0) -> EpisodeBatch:
     """Play one dialogue per environment (all of one domain), the policy deciding in batches.
 
     Args:
@@ -161,8 +166,8 @@ def run_episodes(model: SlotActPolicy, params: dict[str, torch.Tensor], envs: Se
         gen: random stream of the action sampling.
         greedy: take the most likely action instead of sampling.
         gamma: discount of the returns-to-go.
-        normalise: divide the advantages by their standard deviation (see
-            :func:`leave_one_out_advantages`).
+        normalise, min_scale: divide the advantages by their standard deviation, at least
+            ``min_scale`` (see :func:`leave_one_out_advantages`).
 
     Returns:
         The :class:`EpisodeBatch` of every decision taken.
@@ -193,7 +198,7 @@ def run_episodes(model: SlotActPolicy, params: dict[str, torch.Tensor], envs: Se
                 still.append(i)
         active = still
     rtg = [returns_to_go(r, gamma) for r in rewards]
-    adv = leave_one_out_advantages(rtg, normalise=normalise)
+    adv = leave_one_out_advantages(rtg, normalise=normalise, min_scale=min_scale)
     flat = [s for ep in steps for s in ep]
     return EpisodeBatch(
         slot_feats=torch.stack([s[0] for s in flat]), global_feats=torch.stack([s[1] for s in flat]),
@@ -214,6 +219,8 @@ class DialogueTask:
         gamma: discount.
         normalise: scale each batch's advantages to unit standard deviation, so that one
             step size suits every task whatever its reward spread.
+        min_scale: the smallest divisor of that scaling (half the success bonus by default),
+            so that a batch of equal failures does not produce a large step.
         eval_seed: evaluation dialogues use seeds ``eval_seed, eval_seed + 1, ...`` (the
             same dialogues for every method); training dialogues draw their seeds from
             the generator, below ``eval_seed``.
@@ -221,12 +228,13 @@ class DialogueTask:
     """
 
     def __init__(self, model: SlotActPolicy, domain: str, users: str, entropy_coef: float = 0.0,
-                 gamma: float = 1.0, normalise: bool = True, eval_seed: int = 10**8, **env_kwargs):
+                 gamma: float = 1.0, normalise: bool = True, min_scale: float = 0.5, eval_seed: int = 10**8,
+                 **env_kwargs):
         self.model = model
         self.domain, self.users = domain, users
         self.name = f"{domain}/{users}"
         self.entropy_coef, self.gamma, self.eval_seed = entropy_coef, gamma, eval_seed
-        self.normalise = normalise
+        self.normalise, self.min_scale = normalise, min_scale
         self.env_kwargs = env_kwargs
         self._envs = [DialogueEnv(domain, users, **env_kwargs)]
 
@@ -242,7 +250,7 @@ class DialogueTask:
             raise MdlibError(f"episodes: expected at least 1, got {n}")
         seeds = torch.randint(0, self.eval_seed, (n,), generator=gen).tolist()
         return run_episodes(self.model, params, self.envs(n), seeds, gen=gen, gamma=self.gamma,
-                            normalise=self.normalise)
+                            normalise=self.normalise, min_scale=self.min_scale)
 
     def loss(self, params: dict[str, torch.Tensor], batch: EpisodeBatch) -> torch.Tensor:
         """REINFORCE surrogate of ``batch`` under ``params`` (the inner loop's ``loss_fn``)."""

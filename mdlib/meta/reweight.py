@@ -32,7 +32,8 @@ import torch
 from mdlib.errors import MdlibError
 from mdlib.meta.inner import check_finite, inner_loop
 
-__all__ = ["lookahead_grads", "alignment_grads", "weights_from_grads", "reweight_step", "WeightTracker"]
+__all__ = ["lookahead_grads", "alignment_grads", "weights_from_grads", "reweight_step", "WeightTracker",
+           "example_losses", "train_reweighted"]
 
 TermsFn = Callable[[Mapping[str, torch.Tensor]], torch.Tensor]
 ValFn = Callable[[Mapping[str, torch.Tensor]], torch.Tensor]
@@ -136,6 +137,7 @@ def reweight_step(
     lookahead_lr: float,
     uniform: bool = False,
     trainable: Iterable[str] | None = None,
+    clip: float | None = None,
 ) -> tuple[torch.Tensor, float]:
     """One training step on ``sum_i w_i l_i`` with learned (or uniform) weights.
 
@@ -147,6 +149,7 @@ def reweight_step(
         lookahead_lr: step size of the look-ahead SGD step.
         uniform: the baseline: ``w_i = 1/n``.
         trainable: names the look-ahead moves (``None``: all).
+        clip: optional max gradient norm before the optimiser step.
 
     Returns:
         ``(weights: Tensor (n,), weighted training loss: float)``.
@@ -163,6 +166,9 @@ def reweight_step(
     check_finite(loss, "the weighted training loss")
     if loss.requires_grad:
         loss.backward()
+        if clip:
+            norm = torch.nn.utils.clip_grad_norm_([p for p in params.values() if p.grad is not None], clip)
+            check_finite(norm, "the gradient of the weighted training loss")
         optimizer.step()
     return w, float(loss.detach())
 
@@ -194,6 +200,116 @@ class WeightTracker:
     def share(self) -> dict[Any, float]:
         total = sum(self.sum.values())
         return {k: (v / total if total > 0 else 0.0) for k, v in self.sum.items()}
+
+
+def example_losses(model: torch.nn.Module, params: Mapping[str, torch.Tensor], batch: Any) -> torch.Tensor:
+    """Per-example mean token NLL of a generator: Tensor (B,) (the loss terms of a batch)."""
+    nll = torch.func.functional_call(model, params, (batch,), {"reduction": "none"})  # (B, T)
+    return nll.sum(1) / batch.tgt_mask.sum(1).clamp(min=1)
+
+
+def train_reweighted(
+    model: torch.nn.Module,
+    train_pairs: Sequence[Any],
+    val_pairs: Sequence[Any],
+    vocab: Any,
+    *,
+    steps: int,
+    batch_size: int = 32,
+    val_batch_size: int = 32,
+    lr: float = 2e-3,
+    lookahead_lr: float = 0.1,
+    uniform: bool = False,
+    by_task: bool = False,
+    labels: Sequence[Any] | None = None,
+    clip: float | None = 5.0,
+    seed: int = 0,
+    progress: bool = False,
+    device: Any = None,
+    **collate_kw: Any,
+) -> dict:
+    """Train a generator in place (Adam) with learned example or source-task weights.
+
+    Every step draws a training batch and a batch of the clean meta-validation pairs,
+    computes the weights with :func:`lookahead_grads` (or uniform ones) and takes an
+    Adam step on the weighted loss (:func:`reweight_step`).
+
+    Args:
+        model: a :class:`~mdlib.models.seq2seq.Seq2Seq`, updated in place.
+        train_pairs: the (possibly corrupted) training pairs.
+        val_pairs: the small clean meta-validation pairs.
+        vocab: the vocabulary.
+        steps: optimiser steps (``>= 1``).
+        batch_size: training pairs per step (with ``by_task``: per task and step,
+            ``max(1, batch_size // n_tasks)`` pairs of each task).
+        lr: Adam's step size; lookahead_lr: the look-ahead SGD step size.
+        uniform: the baseline (weights ``1/n``; no look-ahead).
+        by_task: weight source *tasks* (``pair.domain``) instead of examples.
+        labels: one label per training pair (e.g. ``"clean"``/``"corrupted"``) whose
+            mean weights are tracked; ignored with ``by_task`` (labels are the domains).
+        clip: gradient-norm clipping; seed: seeds the batch sampling.
+        **collate_kw: ``use_acts``, ``max_src``, ``max_tgt``.
+
+    Returns:
+        ``{"mean_weight": label -> mean weight (uniform = 1), "weight_share": label ->
+        share of all weight, "losses": [training loss per step], "history": [per-step
+        weights per label (by_task only)]}``.
+    """
+    import random
+
+    from mdlib.models.batching import collate
+
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise MdlibError(f"train_reweighted: steps must be a whole number >= 1, got {steps!r}")
+    if not train_pairs or not val_pairs:
+        raise MdlibError("train_reweighted: needs training pairs and clean meta-validation pairs")
+    if labels is not None and len(labels) != len(train_pairs):
+        raise MdlibError(f"train_reweighted: {len(labels)} labels for {len(train_pairs)} pairs")
+    rng = random.Random(seed)
+    params = dict(model.named_parameters())
+    opt = torch.optim.Adam(params.values(), lr=lr)
+    tracker = WeightTracker()
+    tasks: dict[str, list[int]] = {}
+    for i, p in enumerate(train_pairs):
+        tasks.setdefault(p.domain, []).append(i)
+    names = sorted(tasks)
+    per_task = max(1, batch_size // max(1, len(names)))
+    history: list[dict] = []
+    losses: list[float] = []
+    was = model.training
+    model.train()
+    from tqdm.auto import tqdm
+
+    try:
+        for _ in tqdm(range(steps), desc="reweight" if not uniform else "uniform", disable=not progress, leave=False):
+            vb = collate(rng.sample(list(val_pairs), min(val_batch_size, len(val_pairs))), vocab,
+                         device=device, **collate_kw)
+            if by_task:
+                batches = [collate([train_pairs[i] for i in rng.sample(tasks[t], min(per_task, len(tasks[t])))],
+                                   vocab, device=device, **collate_kw) for t in names]
+
+                def terms(p, batches=batches):
+                    return torch.stack([torch.func.functional_call(model, p, (b,)) for b in batches])
+                step_labels = names
+            else:
+                idx = rng.sample(range(len(train_pairs)), min(batch_size, len(train_pairs)))
+                tb = collate([train_pairs[i] for i in idx], vocab, device=device, **collate_kw)
+
+                def terms(p, tb=tb):
+                    return example_losses(model, p, tb)
+                step_labels = [labels[i] for i in idx] if labels is not None else ["all"] * len(idx)
+
+            def val(p, vb=vb):
+                return torch.func.functional_call(model, p, (vb,))
+
+            w, loss = reweight_step(terms, params, val, opt, lookahead_lr=lookahead_lr, uniform=uniform, clip=clip)
+            tracker.add(w, step_labels)
+            losses.append(loss)
+            if by_task:
+                history.append(dict(zip(names, w.tolist())))
+    finally:
+        model.train(was)
+    return {"mean_weight": tracker.mean(), "weight_share": tracker.share(), "losses": losses, "history": history}
 
 
 def _check_terms(terms: Any, n: int | None = None) -> int:

@@ -615,12 +615,14 @@ def meta_train_parser(tasks: Mapping[str, Sequence[Example]], learner, *, iterat
                       progress: bool = False) -> tuple[ParserNet, Params]:
     """Meta-train the parser across source tasks with a meta-learner of :mod:`mdlib.meta.learners`.
 
-    Each iteration samples ``tasks_per_iter`` tasks and from each disjoint support and
-    query turns, and takes one Adam step on :func:`mdlib.meta.learners.meta_gradient`.
-    """
-    from tqdm.auto import tqdm
+    Each meta-step samples ``tasks_per_iter`` source tasks and from each disjoint support
+    and query turns; the outer loop is :func:`mdlib.meta.metatrain.meta_train_loop`.
 
-    from mdlib.meta.learners import TaskBatches, meta_gradient
+    Returns:
+        ``(model, params)``; Meta-SGD's learned step sizes stay in ``learner``.
+    """
+    from mdlib.meta.learners import TaskBatches
+    from mdlib.meta.metatrain import meta_train_loop
 
     names = [t for t, ex in tasks.items() if len(ex) >= k_support + k_query]
     if not names:
@@ -629,23 +631,18 @@ def meta_train_parser(tasks: Mapping[str, Sequence[Example]], learner, *, iterat
     model = model or ParserNet()
     params = {k: v.detach().clone().requires_grad_(True)
               for k, v in (params or dict(model.named_parameters())).items()}
-    extra = learner.meta_parameters()
-    opt = torch.optim.Adam(list(params.values()) + list(extra.values()), lr=outer_lr)
     rng = random.Random(seed)
-    loss_fn = parser_loss_fn(model)
-    for _ in tqdm(range(iterations), desc=f"parser meta-training ({learner.name})", disable=not progress):
-        chosen = rng.sample(names, min(tasks_per_iter, len(names)))
-        batch = []
-        for t in chosen:
+
+    def sample(step: int) -> list[TaskBatches]:
+        out = []
+        for t in rng.sample(names, min(tasks_per_iter, len(names))):
             ex = rng.sample(list(tasks[t]), k_support + k_query)
-            batch.append(TaskBatches(t, [collate_examples(ex[:k_support], model.buckets)],
-                                     [collate_examples(ex[k_support:], model.buckets)]))
-        grads, _ = meta_gradient(learner, loss_fn, params, batch)
-        opt.zero_grad()
-        for n, t in {**params, **extra}.items():
-            t.grad = grads[n]
-        opt.step()
-        learner.post_step()
+            out.append(TaskBatches(t, [collate_examples(ex[:k_support], model.buckets)],
+                                   [collate_examples(ex[k_support:], model.buckets)]))
+        return out
+
+    meta_train_loop(learner, parser_loss_fn(model), params, sample, meta_steps=iterations,
+                    outer_lr=outer_lr, progress=progress)
     return model, {k: v.detach() for k, v in params.items()}
 
 

@@ -1,0 +1,262 @@
+"""The end-to-end dialogue system: parser + belief tracker + policy + generator.
+
+:class:`DialogueSystem` puts the three parts of DESIGN.md section 1 behind one object::
+
+    user text --parser--> acts, confidence --BeliefTracker--> belief
+              --ThresholdPolicy--> system acts --generator--> system text
+
+* parser: :class:`~mdlib.system.parser.LexiconParser` or a (meta-)adapted
+  :class:`~mdlib.system.parser.LearnedParser`;
+* belief and policy: the data layer's :class:`~mdlib.data.simulator.BeliefTracker` and
+  the reference :class:`~mdlib.data.simulator.ThresholdPolicy` (which also queries the
+  database, so answers satisfy the believed constraints);
+* generator: a :class:`~mdlib.models.seq2seq.Seq2Seq` (its parameters pretrained,
+  fine-tuned or meta-adapted), decoding the turn's system acts in context, or the
+  template realiser :func:`mdlib.data.templates.realise` *only* when asked for
+  explicitly (``TemplateGenerator``): it is the reference the learned generator is
+  scored against, not a learned part.
+
+:func:`simulate` runs full text dialogues against the simulated user
+(:class:`~mdlib.data.simulator.UserSimulator`, its acts realised as text by
+``templates.realise``) and scores success, turns, BLEU and entity F1 of the system's
+responses against the template realisation of the same acts, and the parser's act and
+slot F1. Notebook 07 uses it.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import torch
+
+from mdlib.data.acts import Act
+from mdlib.data.complexity import Complexity, get_complexity
+from mdlib.data.domains import Database, Domain, get_domain
+from mdlib.data.pairs import Pair
+from mdlib.data.simulator import BeliefTracker, ThresholdPolicy, UserSimulator
+from mdlib.data.templates import realise
+from mdlib.data.text import SYS, USR, detokenise, tokenise
+from mdlib.errors import MdlibError
+from mdlib.system.parser import LexiconParser, Parse, act_slot_f1
+
+MAX_INPUT_CHARS = 500
+
+
+class TemplateGenerator:
+    """The template realiser as a generator (used only when configured explicitly)."""
+
+    kind = "templates"
+
+    def __init__(self, domain: Domain | str, seed: int = 0):
+        self.domain = get_domain(domain)
+        self.rng = random.Random(f"templates/{seed}")
+
+    def __call__(self, context: Sequence[str], acts: Sequence[Act]) -> str:
+        return realise(self.domain, "system", list(acts), self.rng)
+
+
+class NeuralGenerator:
+    """A Seq2Seq generator with given parameters: the turn's acts in context -> text.
+
+    Args:
+        model: the :class:`~mdlib.models.seq2seq.Seq2Seq`.
+        params: its (adapted) parameters (``None``: the model's own).
+        vocab: its vocabulary.
+        context_turns, use_acts, max_src, max_len: input and decoding settings (a
+            :class:`~mdlib.profiles.Profile` has them).
+    """
+
+    kind = "seq2seq"
+
+    def __init__(self, model, params: Mapping[str, torch.Tensor] | None, vocab, *, context_turns: int = 2,
+                 use_acts: bool = True, max_src: int = 80, max_len: int = 40):
+        self.model = model
+        self.params = None if params is None else {k: v.detach() for k, v in params.items()}
+        self.vocab = vocab
+        self.context_turns = context_turns
+        self.use_acts = use_acts
+        self.max_src = max_src
+        self.max_len = max_len
+
+    @classmethod
+    def from_profile(cls, model, params, vocab, profile) -> "NeuralGenerator":
+        """Settings from a :class:`~mdlib.profiles.Profile` (or its name)."""
+        from mdlib.profiles import get_profile
+
+        p = get_profile(profile)
+        return cls(model, params, vocab, context_turns=p.context_turns, use_acts=p.use_acts,
+                   max_src=p.max_src, max_len=p.max_len)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, profile="quick", device=None) -> "NeuralGenerator":
+        """Load a checkpoint of ``python -m mdlib train`` (MdlibError saying how to make one)."""
+        from mdlib.checkpoint import load_checkpoint
+
+        model, vocab, _, _ = load_checkpoint(path, device=device)
+        return cls.from_profile(model, None, vocab, profile)
+
+    @torch.no_grad()
+    def __call__(self, context: Sequence[str], acts: Sequence[Act]) -> str:
+        from mdlib.models.batching import collate
+        from mdlib.models.decoding import greedy
+
+        ctx: list[str] = []
+        for turn in list(context)[-self.context_turns:] if self.context_turns else []:
+            ctx.extend(turn)
+        pair = Pair(context=tuple(ctx), response=(), acts=tuple(acts))
+        device = next(self.model.parameters()).device
+        batch = collate([pair], self.vocab, use_acts=self.use_acts, max_src=self.max_src, device=device)
+        was = self.model.training
+        self.model.eval()
+        try:
+            out = greedy(self.model, batch, self.vocab, params=self.params, max_len=self.max_len)[0]
+        finally:
+            self.model.train(was)
+        return detokenise(out)
+
+
+@dataclass
+class TurnRecord:
+    """One exchange: what the user said, how it was parsed, what the system did and said."""
+
+    user_text: str
+    parse: Parse
+    system_acts: list[Act]
+    system_text: str
+    belief: dict = field(default_factory=dict)
+
+
+class DialogueSystem:
+    """Parser + belief tracker + policy + generator behind ``respond`` and ``reset``.
+
+    Args:
+        domain: the domain (or its name).
+        parser: an object with ``parse(text, last_system_acts) -> Parse`` (default: the
+            lexicon parser).
+        generator: ``generator(context_turns, acts) -> text`` (a :class:`NeuralGenerator`
+            or, explicitly, a :class:`TemplateGenerator`). Required: no silent fallback.
+        db_seed: the database seed (the corpora use 0).
+    """
+
+    def __init__(self, domain: Domain | str, generator, parser=None, db_seed: int = 0):
+        if generator is None:
+            raise MdlibError("DialogueSystem needs a generator: a NeuralGenerator (from a checkpoint of "
+                             "`python -m mdlib train`) or, explicitly, TemplateGenerator(domain)")
+        self.domain = get_domain(domain)
+        self.db = Database(self.domain, db_seed)
+        self.parser = parser or LexiconParser(self.domain)
+        self.generator = generator
+        self.belief = BeliefTracker(self.domain)
+        self.policy = ThresholdPolicy(self.domain, self.db)
+        self.history: list[TurnRecord] = []
+        self.context: list[list[str]] = []
+        self.last_acts: list[Act] = []
+
+    def _say(self, acts: list[Act]) -> str:
+        text = self.generator(self.context, acts)
+        self.context.append([SYS] + tokenise(text))
+        self.last_acts = acts
+        return text
+
+    def reset(self) -> str:
+        """Start a new dialogue; return the system's greeting."""
+        self.belief.reset()
+        self.history = []
+        self.context = []
+        return self._say(self.policy.reset())
+
+    def respond(self, user_text: str) -> str:
+        """The system's reply to one user turn.
+
+        Raises:
+            MdlibError: empty input, or input longer than :data:`MAX_INPUT_CHARS`.
+        """
+        if not isinstance(user_text, str) or not user_text.strip():
+            raise MdlibError("empty input: type what you want, e.g. 'I want a comedy'")
+        if len(user_text) > MAX_INPUT_CHARS:
+            raise MdlibError(f"input too long ({len(user_text)} characters; at most {MAX_INPUT_CHARS})")
+        if not self.context:
+            self.reset()
+        parse = self.parser.parse(user_text, self.last_acts)
+        return self.respond_parsed(user_text, parse)
+
+    def respond_parsed(self, user_text: str, parse: Parse) -> str:
+        """Like :meth:`respond` with the parse already made (batch evaluation)."""
+        self.context.append([USR] + tokenise(user_text))
+        self.belief.update(parse.acts, parse.confidence, self.last_acts)
+        acts = self.policy.act(self.belief, parse.acts)
+        text = self._say(acts)
+        self.history.append(TurnRecord(user_text, parse, acts, text, self.belief.snapshot()))
+        return text
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def simulate(system: DialogueSystem, n: int, seed: int, complexity: Complexity | str = "clean",
+             max_turns: int | None = None, transcripts: int = 0, progress: bool = False) -> dict:
+    """Full text dialogues of ``system`` against the simulated user of its domain.
+
+    The user's acts are realised as text (``templates.realise`` with the complexity's
+    disfluencies); the system only sees the text. System responses are compared with
+    ``templates.realise`` of the same system acts (the corpus generator's reference).
+
+    Args:
+        system: the dialogue system.
+        n: number of dialogues.
+        seed: seeds the users' goals and phrasings (same seed: same users for every system).
+        complexity: the user's behaviour (a preset name or a Complexity).
+        max_turns: cap on user turns (default: the complexity's ``max_turns // 2``).
+        transcripts: how many dialogues to return as text.
+
+    Returns:
+        ``{"success", "turns", "bleu", "entity_f1", "parser_act_f1", "parser_slot_f1",
+        "n_dialogues", "transcripts"}`` (success a rate, turns the mean user turns).
+    """
+    from tqdm.auto import tqdm
+
+    from mdlib.metrics import corpus_bleu, entity_f1, lexicon_from_domains
+
+    comp = get_complexity(complexity) if isinstance(complexity, str) else complexity
+    cap = max_turns or max(2, comp.max_turns // 2)
+    dom = system.domain
+    succ, turns, hyps, refs, p_acts, g_acts, shown = [], [], [], [], [], [], []
+    for i in tqdm(range(n), desc="simulated dialogues", disable=not progress):
+        rng = random.Random(f"e2e/{dom.name}/{seed}/{i}")
+        ref_rng = random.Random(f"e2e-ref/{dom.name}/{seed}/{i}")
+        user = UserSimulator(dom, system.db, comp, rng)
+        lines = [f"SYS: {system.reset()}"]
+        user_acts = user.reset()
+        t = 0
+        while user_acts and not user.done and t < cap:
+            t += 1
+            text = realise(dom, "user", user_acts, rng, comp) or "..."
+            reply = system.respond(text)
+            rec = system.history[-1]
+            p_acts.append(rec.parse.acts)
+            g_acts.append(user_acts)
+            hyps.append(reply)
+            refs.append(realise(dom, "system", rec.system_acts, ref_rng))
+            lines += [f"USR: {text}", f"     parsed: {rec.parse}", f"SYS: {reply}",
+                      f"     acts: {', '.join(map(str, rec.system_acts))}"]
+            user_acts = user.step(rec.system_acts)
+        succ.append(1.0 if (user.done and user.success) else 0.0)
+        turns.append(t)
+        if i < transcripts:
+            lines.append(f"-> {'success' if succ[-1] else 'failure'} after {t} user turns")
+            shown.append("\n".join(lines))
+    lex = lexicon_from_domains([dom.name])
+    f1 = act_slot_f1(p_acts, g_acts)
+    return {
+        "success": sum(succ) / max(1, n),
+        "turns": sum(turns) / max(1, n),
+        "bleu": corpus_bleu(hyps, refs) if hyps else None,
+        "entity_f1": entity_f1([tokenise(h) for h in hyps], [tokenise(r) for r in refs], lex),
+        "parser_act_f1": f1["act_f1"],
+        "parser_slot_f1": f1["slot_f1"],
+        "n_dialogues": n,
+        "transcripts": shown,
+    }
