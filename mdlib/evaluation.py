@@ -21,7 +21,6 @@ Data: ``data=None`` means the protocol corpora (:mod:`mdlib.data.splits`); other
 from __future__ import annotations
 
 import json
-import math
 import random
 from collections import Counter
 from typing import Iterable, Mapping, Sequence
@@ -34,8 +33,8 @@ from mdlib.data.pairs import Pair, extract_pairs
 from mdlib.data.text import Vocab, detokenise
 from mdlib.errors import MdlibError
 from mdlib.meta.inner import inner_loop
-from mdlib.metrics import (act_f1, corpus_bleu, distinct_n, entity_f1, extract_entities,
-                           lexicon_from_acts, lexicon_from_domains, perplexity)
+from mdlib.metrics import (act_f1, corpus_bleu, distinct_n, entity_f1, lexicon_from_acts,
+                           lexicon_from_domains, perplexity)
 from mdlib.models.batching import collate, iterate_batches
 from mdlib.models.decoding import beam_search, greedy
 from mdlib.models.seq2seq import Seq2Seq, build_model
@@ -43,6 +42,8 @@ from mdlib.profiles import Profile, get_profile
 from mdlib.training import corpus_nll, train
 
 Data = Mapping[str, Mapping[str, Sequence[dict]]]
+#: Bump when the model, the pairs or the training change, so cached models are retrained.
+CACHE_VERSION = 1
 METRICS = ("bleu", "entity_f1", "act_f1", "ppl", "distinct_1", "distinct_2")
 
 
@@ -207,15 +208,15 @@ def generate(model: Seq2Seq, params, pairs: Sequence[Pair], vocab: Vocab, profil
 
 
 def evaluate(model: Seq2Seq, params, test_dialogues: Sequence[dict], vocab: Vocab,
-             profile: Profile | str = "quick", *, act_reference: Sequence[dict] | None = None,
+             profile: Profile | str = "quick", *, act_reference: "Sequence[dict] | ActRecogniser | None" = None,
              device=None, samples: int = 0) -> dict:
     """Score a generator on test dialogues.
 
     Args:
         params: parameters to use (``None``: the model's own).
         test_dialogues: the target's test dialogues.
-        act_reference: annotated dialogues to build the :class:`ActRecogniser` from
-            (``None``: ``act_f1`` is ``None``).
+        act_reference: annotated dialogues to build the :class:`ActRecogniser` from, or a
+            built recogniser (``None``: ``act_f1`` is ``None``).
         samples: how many (context, generated, reference) examples to include.
 
     Returns:
@@ -233,7 +234,7 @@ def evaluate(model: Seq2Seq, params, test_dialogues: Sequence[dict], vocab: Voca
     lexicon = lexicon_for(test_dialogues)
     a_f1 = None
     if act_reference and any(p.acts for p in pairs):
-        rec = ActRecogniser(act_reference, lexicon)
+        rec = act_reference if isinstance(act_reference, ActRecogniser) else ActRecogniser(act_reference, lexicon)
         if rec:
             labelled = [(h, p) for h, p in zip(hyps, pairs) if p.acts]
             a_f1 = act_f1([rec(h) for h, _ in labelled],
@@ -257,11 +258,20 @@ def evaluate(model: Seq2Seq, params, test_dialogues: Sequence[dict], vocab: Voca
 
 # ----------------------------------------------------------------------------- pretraining
 def data_signature(data: Data | None) -> str:
-    """A short identity of the data for cache keys (``"protocol"`` for the protocol corpora)."""
-    if data is None:
-        return "protocol"
+    """A short identity of the data for cache keys.
+
+    The protocol corpora are identified by their SHA-256 in ``data/manifest.json`` (a
+    regenerated corpus gives a new key, so a stale cached model is never reused); a user
+    corpus by the ids of its split dialogues.
+    """
     import hashlib
 
+    if data is None:
+        from mdlib.data.splits import load_manifest
+
+        files = load_manifest()["files"]
+        text = json.dumps({k: v.get("sha256") for k, v in sorted(files.items())})
+        return "protocol-" + hashlib.sha256(text.encode()).hexdigest()[:16]
     text = json.dumps({s: {t: [d.get("id") for d in v] for t, v in data[s].items()} for s in data},
                       sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -298,7 +308,8 @@ def pretrain(profile: Profile | str, seed: int, *, sources: Sequence[str] = SOUR
     from mdlib.checkpoint import cached
 
     profile = get_profile(profile)
-    config = {"method": "pretrain", "sources": list(sources), "data": data_signature(data),
+    config = {"method": "pretrain", "cache_version": CACHE_VERSION, "sources": list(sources),
+              "data": data_signature(data),
               "profile": {k: v for k, v in profile.to_dict().items()
                           if k in ("emb", "hidden", "copy", "context_turns", "use_acts", "max_src",
                                    "max_tgt", "min_freq", "n_train", "n_valid", "epochs",
@@ -348,7 +359,7 @@ def run_baselines(profile: Profile | str = "quick", *, seeds: Sequence[int] | No
         base = {k: v.detach() for k, v in model.named_parameters()}
         for target in targets:
             test = split_of(data, target, "test")[: profile.n_test]
-            ref = split_of(data, target, "train")[:200]
+            ref = ActRecogniser(split_of(data, target, "train")[:200], lexicon_for(test))
             zero = evaluate(model, base, test, vocab, profile, act_reference=ref, device=device)
             bar.update(1)
             for k in k_list:

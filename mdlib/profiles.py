@@ -105,10 +105,11 @@ class Profile:
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(name="smoke", emb=16, hidden=32, n_train=6, n_valid=2, n_test=3, epochs=1,
                      batch_size=16, max_steps=6, seeds=(0,), k_list=(0, 1), ft_steps=2,
-                     scratch_steps=3, max_len=12, targets=("movie",)),
+                     scratch_steps=3, max_len=12, targets=("movie",),
+                     meta_steps=3, meta_k_support=2, meta_k_query=2, meta_eval_every=3),
     "quick": Profile(name="quick", emb=48, hidden=96, n_train=80, n_valid=15, n_test=15, epochs=6,
                      batch_size=32, patience=2, seeds=(0, 1, 2), k_list=(0, 1, 3, 9),
-                     ft_steps=20, scratch_steps=60, max_len=30),
+                     ft_steps=20, scratch_steps=40, max_len=30),
     "paper": Profile(name="paper", n_train=900, n_valid=100, n_test=500, epochs=15, patience=3,
                      seeds=(0, 1, 2, 3, 4), k_list=(0, 1, 3, 9, 27), ft_steps=30, scratch_steps=300),
 }

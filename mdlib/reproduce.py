@@ -7,9 +7,11 @@ A *profile* is ``notebooks/profiles/<profile>.yaml``: a mapping from a notebook'
 ``parameters`` cell. A notebook the file does not name runs with its defaults (which
 *are* the ``quick`` profile). Each notebook runs in a fresh ``python3`` kernel with the
 working folder ``notebooks/`` and with ``MDLIB_RESULTS_DIR=results/<profile>`` and
-``MDLIB_FIGURES_DIR=figures`` (see :mod:`mdlib.paths`), so its metrics land in
-``results/<profile>/`` and its figures in ``figures/``; the executed copy of the
-notebook is saved next to the metrics.
+``MDLIB_FIGURES_DIR`` (see :mod:`mdlib.paths`), so its metrics land in
+``results/<profile>/`` and its figures in ``figures/`` for the ``paper`` profile (the
+committed figures) or ``results/<profile>/figures/`` for the others; the executed copy
+of the notebook is saved next to the metrics. Kernels get ``MDLIB_THREADS=1`` unless it
+is set.
 
 Every metric JSON the run wrote is collected, with the wall-clock time per notebook and
 in total and a description of the machine, into ``results/<profile>/summary.json``. A
@@ -321,14 +323,18 @@ def run_profile(profile: str, only: Sequence[str] | None = None, *, notebooks_di
     selected = select_notebooks(notebooks, only)
     params = load_profile(profile, notebooks, nb_dir)
     results = Path(results_root or (paths.ROOT / "results")) / profile
-    figures = Path(figures_dir or (paths.ROOT / "figures"))
+    # Only the paper profile refreshes the committed figures/; smaller profiles keep theirs apart.
+    default_figures = paths.ROOT / "figures" if profile == "paper" else results / "figures"
+    figures = Path(figures_dir or default_figures)
     results.mkdir(parents=True, exist_ok=True)
     figures.mkdir(parents=True, exist_ok=True)
 
     runs: list[NotebookRun] = []
     start = time.perf_counter()
     env = {"MDLIB_RESULTS_DIR": str(results.resolve()), "MDLIB_FIGURES_DIR": str(figures.resolve()),
-           "MDLIB_PROFILE": profile}
+           "MDLIB_PROFILE": profile,
+           # small models: one torch thread per kernel is faster than two on a busy 2-core machine
+           "MDLIB_THREADS": os.environ.get("MDLIB_THREADS", "1")}
     bar = tqdm(selected, desc=f"reproduce ({profile})", unit="notebook", disable=not progress)
     with _environ(**env):
         for nb in bar:

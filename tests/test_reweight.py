@@ -165,3 +165,34 @@ def test_corrupt_responses_values_and_domain():
         corrupt_responses(responses, 0.2, 0, values=values, mode="typo")
     with pytest.raises(MdlibError, match="foreign"):
         corrupt_responses(responses, 0.2, 0, mode="domain")
+
+
+def test_cli_refuses_a_bad_corruption_rate(tmp_path, capsys):
+    from mdlib.cli import main
+
+    assert main(["train", "--method", "reweight", "--corrupt", "1.5", "--out", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: corruption rate must be in [0, 1)") and "Traceback" not in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_train_reweighted_on_a_tiny_generator():
+    from mdlib.data.pairs import Pair
+    from mdlib.data.text import Vocab
+    from mdlib.meta.reweight import train_reweighted
+    from mdlib.models.seq2seq import build_model
+
+    good = [Pair(context=("<usr>", "cheap", "food"), response=("it", "is", "cheap"), domain="restaurant"),
+            Pair(context=("<usr>", "bus", "at", "5"), response=("the", "bus", "leaves", "at", "5"), domain="bus")]
+    bad = [Pair(context=("<usr>", "cheap", "food"), response=("sunny", "today"), domain="restaurant")]
+    pairs = good * 4 + bad * 4
+    vocab = Vocab.build([list(p.context) + list(p.response) for p in pairs])
+    torch.manual_seed(0)
+    model = build_model(len(vocab), emb=8, hidden=8)
+    out = train_reweighted(model, pairs, good, vocab, steps=3, batch_size=8,
+                           labels=["clean"] * 8 + ["corrupted"] * 4, use_acts=False)
+    assert set(out["mean_weight"]) == {"clean", "corrupted"} and len(out["losses"]) == 3
+    by_task = train_reweighted(model, pairs, good, vocab, steps=2, batch_size=4, by_task=True, use_acts=False)
+    assert set(by_task["weight_share"]) == {"bus", "restaurant"} and len(by_task["history"]) == 2
+    with pytest.raises(MdlibError):
+        train_reweighted(model, pairs, good, vocab, steps=0)

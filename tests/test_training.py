@@ -142,3 +142,37 @@ def test_profiles():
     with pytest.raises(Exception):
         quick.epochs = 3  # frozen
     assert math.isfinite(quick.ft_lr) and len(quick.seeds) >= 3
+
+
+def test_adapt_goes_through_the_inner_loop_and_evaluate_reports(monkeypatch):
+    import mdlib.evaluation as ev
+    from mdlib.data.generator import generate
+
+    dialogues = generate(["movie"], "clean", 6, seed=2)
+    prof = get_profile("smoke")
+    pairs = ev.pairs_of(dialogues, prof)
+    vocab = ev.build_vocab(pairs, prof)
+    model = ev.new_model(vocab, prof, 0)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    calls = []
+    real = ev.inner_loop
+
+    def spy(*args, **kw):
+        calls.append(args[3])
+        return real(*args, **kw)
+
+    monkeypatch.setattr(ev, "inner_loop", spy)
+    params = ev.adapt(model, None, dialogues[:3], prof, 0, vocab=vocab, lr=0.5, steps=5)
+    assert calls == [5]
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert not any(p.requires_grad for p in params.values())
+    s0, n = corpus_nll(model, pairs, vocab)
+    s1, _ = corpus_nll(model, pairs, vocab, params=params)
+    assert s1 < s0
+    same = ev.adapt(model, None, [], prof, 0, vocab=vocab)
+    assert all(torch.equal(same[k], v) for k, v in model.state_dict().items())
+    res = ev.evaluate(model, params, dialogues[3:], vocab, prof, act_reference=dialogues[:3], samples=2)
+    assert set(ev.METRICS) <= set(res) and res["n_test"] > 0 and len(res["samples"]) == 2
+    assert 0.0 <= res["entity_f1"] <= 1.0 and 0.0 <= res["act_f1"] <= 1.0
+    s3, n3 = corpus_nll(model, ev.pairs_of(dialogues[3:], prof), vocab, params=params, **ev.collate_kw(prof))
+    assert res["ppl"] == pytest.approx(math.exp(s3 / n3), rel=1e-4)

@@ -1,0 +1,9 @@
+"""Dialogue management as reinforcement learning (meta-objective 3, notebook 06).
+
+- :mod:`mdlib.dm.population`: user populations (ASR accuracy, patience, yes/no rate, ...);
+- :mod:`mdlib.dm.env`: the data layer's simulated user as an environment (``reset(seed)``, ``step(action)``);
+- :mod:`mdlib.dm.encoding`: act x slot state features and action mask;
+- :mod:`mdlib.dm.policy`: a policy network with shared per-slot weights (one network, any domain);
+- :mod:`mdlib.dm.rl`: REINFORCE with a leave-one-out baseline, batched rollouts, tasks, toy bandits;
+- :mod:`mdlib.dm.metarl`: adaptation, pretraining, MAML and Reptile over policy-gradient inner loops.
+"""

@@ -253,10 +253,9 @@ def meta_train(
         val_tasks = []
         for d in sources:
             dialogues = list(valid.get(d, ()))
-            k = profile.meta_k_support
-            if len(dialogues) <= k:
-                raise MdlibError(f"meta-validation: source {d!r} has {len(dialogues)} valid dialogues; "
-                                 f"need more than meta_k_support={k}")
+            if len(dialogues) < 2:
+                raise MdlibError(f"meta-validation: source {d!r} has {len(dialogues)} valid dialogues; need >= 2")
+            k = min(profile.meta_k_support, len(dialogues) // 2)
             sup, qry = dialogues[:k], dialogues[k:k + 30]  # at most 30 query dialogues: bounded memory
             ep = type("Episode", (), {"task": d, "support": sup, "query": qry})
             val_tasks.append(_episode_batches(ep, vocab, profile, device))
@@ -270,57 +269,3 @@ def meta_train(
     model.eval()
     return learner, hist
 
-
-META_STATE_NAME = "meta_state.pt"
-
-
-def _state_file(path) -> "Path":
-    from pathlib import Path
-
-    path = Path(path)
-    return (path if path.is_dir() else path.parent) / META_STATE_NAME
-
-
-def save_meta_state(path, learner: MetaLearner) -> "Path":
-    """Write the learner's adaptation settings next to a checkpoint (``meta_state.pt``).
-
-    ``path`` is the run folder or its ``checkpoint.pt``. Holds the method, inner step
-    size and steps, the adapted names, and learned tensors (Meta-SGD step sizes), as
-    plain data that loads with ``weights_only=True``. Write it *before* the checkpoint
-    (whose presence marks a complete run).
-    """
-    from mdlib.atomic import atomic_path
-
-    target = _state_file(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(target) as tmp:
-        torch.save(learner.state_dict(), tmp)
-    return target
-
-
-def load_adaptation(path, params: Mapping[str, torch.Tensor]) -> dict:
-    """How a checkpoint wants to be adapted: ``{"method", "lr", "steps", "trainable"}``.
-
-    ``lr`` is the meta-trained inner step size (MAML, FOMAML, Reptile) or the learned
-    per-parameter step sizes (Meta-SGD, a dict of tensors on ``params``' device).
-    A checkpoint without ``meta_state.pt`` (pretraining) gives ``{}``: adapt it the
-    profile's way (``ft_lr``).
-
-    Raises:
-        MdlibError: an unreadable state file, or step sizes that do not fit ``params``.
-    """
-    target = _state_file(path)
-    if not target.is_file():
-        return {}
-    try:
-        state = torch.load(target, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not ours"
-        raise MdlibError(f"{target}: unreadable meta-learning state ({type(exc).__name__})") from None
-    method = state.get("method")
-    learner = make_learner(method, params, int(state["inner_steps"]), float(state["inner_lr"]),
-                           **({"head": state["trainable"]} if method == "anil" else {}))
-    learner.load_state_dict(state)
-    lr = learner.step_sizes()
-    if isinstance(lr, dict):
-        lr = {n: t.detach() for n, t in lr.items()}
-    return {"method": method, "lr": lr, "steps": learner.inner_steps, "trainable": learner.trainable}
