@@ -196,3 +196,24 @@ def test_train_reweighted_on_a_tiny_generator():
     assert set(by_task["weight_share"]) == {"bus", "restaurant"} and len(by_task["history"]) == 2
     with pytest.raises(MdlibError):
         train_reweighted(model, pairs, good, vocab, steps=0)
+
+
+def test_corrupt_pairs_per_domain():
+    from mdlib.data.corruption import corrupt_pairs, domain_values
+    from mdlib.data.pairs import Pair
+
+    price = domain_values("restaurant")["price"]
+    pairs = [Pair(context=("<usr>", "hi"), response=tuple(f"it is {price[i % len(price)]} here".split()),
+                  domain="restaurant", dialogue_id=str(i)) for i in range(10)]
+    pairs += [Pair(context=("<usr>", "hi"), response=("it", "will", "be", "sunny"), domain="weather",
+                   dialogue_id=f"w{i}") for i in range(10)]
+    new, flags = corrupt_pairs(pairs, 0.3, seed=0, mode="mix")
+    assert sum(flags) == 6
+    for old, nw, bad in zip(pairs, new, flags):
+        assert nw.context == old.context and nw.dialogue_id == old.dialogue_id
+        assert (nw.response != old.response) == bad and isinstance(nw.response, tuple)
+    new_d, flags_d = corrupt_pairs(pairs, 0.2, seed=0, mode="domain")
+    assert all(n.response == ("it", "will", "be", "sunny") for n, o, f in zip(new_d, pairs, flags_d)
+               if f and o.domain == "restaurant")
+    with pytest.raises(MdlibError):
+        corrupt_pairs(pairs, 1.0, seed=0)

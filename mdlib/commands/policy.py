@@ -36,6 +36,7 @@ def cmd_policy(args) -> int:
     from mdlib.dm.metarl import METHODS, PolicyConfig, run_method
     from mdlib.dm.population import get_population
     from mdlib.report import save_json
+    from mdlib.seeding import seed_everything
 
     if args.method not in METHODS:
         raise MdlibError(f"--method: expected one of {', '.join(METHODS)}, got {args.method!r}")
@@ -51,6 +52,7 @@ def cmd_policy(args) -> int:
     if out.suffix != ".json":
         raise MdlibError(f"--out {args.out}: expected a .json file name")
     budgets = [b for b in BUDGETS if b < episodes] + [episodes]
+    seed_everything(seed, threads=1)  # tiny networks: one thread is fastest (and matches notebook 06)
     config = PolicyConfig(iterations=iterations, eval_episodes=eval_episodes)
     start = time.time()
     result = run_method(args.method, args.target, args.users, budgets, seed, config, progress=args.progress)
