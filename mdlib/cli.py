@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from mdlib.errors import MdlibError
@@ -36,7 +37,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; return the exit status."""
+    """Run the command line; return the exit status.
+
+    The models here are small: one torch CPU thread is as fast as two and avoids
+    oversubscription on a busy machine, so ``MDLIB_THREADS`` defaults to 1 (set it to
+    use more; :func:`mdlib.seeding.seed_everything` reads it).
+    """
+    os.environ.setdefault("MDLIB_THREADS", "1")
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
-from torch import nn
-from torch.func import functional_call
 
 from mdlib.errors import MdlibError
 from mdlib.meta.inner import inner_loop
@@ -160,3 +159,31 @@ def test_check_meta_tasks_refuses_leakage_and_big_meta_batches():
         check_meta_tasks(["bus", "movie"], ["movie", "rest_pitt"], 2)
     with pytest.raises(MdlibError, match="meta_batch=4 but there are 3 source tasks"):
         check_meta_tasks(["bus", "restaurant", "weather"], ["movie"], 4)
+
+
+def test_meta_train_on_dialogue_domains_and_bad_input():
+    from mdlib import evaluation as ev
+    from mdlib.data.splits import load_split
+    from mdlib.meta.metatrain import meta_train
+    from mdlib.profiles import get_profile
+
+    prof = get_profile("smoke")
+    sources = ["bus", "restaurant", "weather"]
+    tasks = {s: load_split(s, "train")[:6] for s in sources}
+    valid = {s: load_split(s, "valid")[:2] for s in sources}
+    vocab = ev.build_vocab(ev.source_pairs(prof, sources, "train"), prof)
+    model = ev.new_model(vocab, prof, 0)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    learner, hist = meta_train("metasgd", model, tasks, vocab, prof, 0, valid=valid, targets=["movie"])
+    assert len(hist.steps) == prof.meta_steps and hist.valid[0]["step"] == 0
+    assert all(np.isfinite(r["query_loss"]) for r in hist.steps)
+    if hist.best_step > 0:  # the kept parameters moved
+        assert any(not torch.equal(before[n], p.detach()) for n, p in model.named_parameters())
+    assert set(learner.meta_parameters()) == {f"lr.{n}" for n in before}
+    with pytest.raises(MdlibError, match="leaks"):
+        meta_train("maml", model, {**tasks, "movie": load_split("movie", "train")[:6]}, vocab, prof, 0,
+                   targets=["movie"])
+    with pytest.raises(MdlibError, match="meta_batch=3 but there are 2 source tasks"):
+        meta_train("maml", model, {s: tasks[s] for s in sources[:2]}, vocab, prof, 0)
+    with pytest.raises(MdlibError, match="inner_steps"):
+        meta_train("maml", model, tasks, vocab, prof.replace(inner_steps=-1), 0)

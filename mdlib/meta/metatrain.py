@@ -17,9 +17,7 @@ and meta-validation adapts on the source domains' held-out valid split.
 
 from __future__ import annotations
 
-import copy
 import math
-import random
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
