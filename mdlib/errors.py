@@ -8,3 +8,19 @@ class MdlibError(Exception):
     traceback, so the message must say what was wrong and where: the file, the line,
     the field or parameter, and what was expected.
     """
+
+
+def lookup(registry, name, what: str, kind: type | None = None):
+    """``registry[name]``, or ``name`` itself when it already is a ``kind`` instance.
+
+    The one name lookup behind ``get_domain``, ``get_population``, ``get_profile`` ...
+
+    Raises:
+        MdlibError: ``unknown <what> 'name'; known <what>s: a, b, c`` for an unknown name.
+    """
+    if kind is not None and isinstance(name, kind):
+        return name
+    try:
+        return registry[name]
+    except (KeyError, TypeError):
+        raise MdlibError(f"unknown {what} {name!r}; known {what}s: {', '.join(registry)}") from None

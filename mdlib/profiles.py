@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from mdlib.errors import MdlibError
+from mdlib.errors import MdlibError, lookup
 
 
 @dataclass(frozen=True)
@@ -121,9 +121,4 @@ def get_profile(name: str | Profile) -> Profile:
     Raises:
         MdlibError: for an unknown name, listing the known profiles.
     """
-    if isinstance(name, Profile):
-        return name
-    try:
-        return PROFILES[name]
-    except (KeyError, TypeError):
-        raise MdlibError(f"unknown profile {name!r}; known profiles: {', '.join(PROFILES)}") from None
+    return lookup(PROFILES, name, "profile", Profile)

@@ -13,7 +13,7 @@ import string
 from dataclasses import dataclass
 from functools import cached_property
 
-from mdlib.errors import MdlibError
+from mdlib.errors import MdlibError, lookup
 
 
 @dataclass(frozen=True)
@@ -141,12 +141,7 @@ def get_domain(name: str | Domain) -> Domain:
     Raises:
         MdlibError: for an unknown name, listing the known domains.
     """
-    if isinstance(name, Domain):
-        return name
-    try:
-        return DOMAINS[name]
-    except (KeyError, TypeError):
-        raise MdlibError(f"unknown domain {name!r}; known domains: {', '.join(DOMAINS)}") from None
+    return lookup(DOMAINS, name, "domain", Domain)
 
 
 class Database:

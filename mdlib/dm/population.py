@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from mdlib.data.complexity import PRESETS, Complexity
-from mdlib.errors import MdlibError
+from mdlib.errors import MdlibError, lookup
 
 
 @dataclass(frozen=True)
@@ -95,9 +95,4 @@ def get_population(name: str | UserPopulation) -> UserPopulation:
     Raises:
         MdlibError: for an unknown name, listing the known ones.
     """
-    if isinstance(name, UserPopulation):
-        return name
-    try:
-        return POPULATIONS[name]
-    except (KeyError, TypeError):
-        raise MdlibError(f"unknown user population {name!r}; known: {', '.join(POPULATIONS)}") from None
+    return lookup(POPULATIONS, name, "user population", UserPopulation)

@@ -28,7 +28,7 @@ import random
 import re
 import zlib
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Iterator, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -465,19 +465,22 @@ class ParserNet(nn.Module):
         return loss
 
 
-def user_turn_examples(dialogues: Iterable[Mapping], domain: Domain | str | None = None) -> list[Example]:
-    """Labelled examples from the user turns of corpus dialogues (turns with ``text`` and ``acts``)."""
-    out = []
+def annotated_user_turns(dialogues: Iterable[Mapping]) -> Iterator[tuple[Mapping, str, list[Act], list[Act]]]:
+    """``(dialogue, user_text, last_system_acts, gold_user_acts)`` for each annotated user turn."""
     for d in dialogues:
-        dom = get_domain(domain or d["domain"])
         last: list[Act] = []
         for t in d["turns"]:
             acts = [Act.from_dict(a) for a in t.get("acts") or []]
             if t["speaker"] == "system":
                 last = acts
             elif t.get("text") and t.get("acts") is not None:
-                out.append(featurise(t["text"], dom, last, gold=[a for a in acts if a.act != "kb_return"]))
-    return out
+                yield d, t["text"], last, acts
+
+
+def user_turn_examples(dialogues: Iterable[Mapping], domain: Domain | str | None = None) -> list[Example]:
+    """Labelled examples from the user turns of corpus dialogues (turns with ``text`` and ``acts``)."""
+    return [featurise(text, get_domain(domain or d["domain"]), last, gold=[a for a in acts if a.act != "kb_return"])
+            for d, text, last, acts in annotated_user_turns(dialogues)]
 
 
 def make_batches(examples: Sequence[Example], batch_size: int, buckets: int, rng: random.Random | None = None,
@@ -694,15 +697,9 @@ def act_slot_f1(predicted: Sequence[Sequence[Act]], gold: Sequence[Sequence[Act]
 def parser_scores(parser, dialogues: Iterable[Mapping]) -> dict[str, float]:
     """Act F1 and slot F1 of ``parser`` on the user turns of corpus dialogues."""
     items, gold = [], []
-    for d in dialogues:
-        last: list[Act] = []
-        for t in d["turns"]:
-            acts = [Act.from_dict(a) for a in t.get("acts") or []]
-            if t["speaker"] == "system":
-                last = acts
-            elif t.get("text") and t.get("acts") is not None:
-                items.append((t["text"], last))
-                gold.append(acts)
+    for _, text, last, acts in annotated_user_turns(dialogues):
+        items.append((text, last))
+        gold.append(acts)
     if isinstance(parser, LearnedParser):
         preds = []
         for i in range(0, len(items), 256):
