@@ -12,3 +12,15 @@ os.environ.setdefault("TQDM_MININTERVAL", "5")
 import torch  # noqa: E402
 
 torch.set_num_threads(int(os.environ["MDLIB_THREADS"]))
+
+
+def pytest_collection_modifyitems(items):
+    """Give nbval more patience between a cell's output messages.
+
+    nbval waits at most 5 s (hard-coded) for each output message after a cell has run;
+    on a busy 2-core machine (two xdist workers, each with a kernel) a kernel's output
+    thread can be starved longer than that, failing a cell that ran fine.
+    """
+    for item in items:
+        if hasattr(item, "output_timeout"):  # nbval's IPyNbCell
+            item.output_timeout = 60
