@@ -50,3 +50,22 @@ def save_figure(fig, name: str, dpi: int = 110) -> Path:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
     return path
+
+
+def interval(values) -> dict[str, float]:
+    """``{"mean", "low", "high"}``: the mean and 95% t-interval of ``values`` (e.g. over seeds)."""
+    from mdlib.stats import mean_ci
+
+    mean, low, high = mean_ci([float(v) for v in values])
+    return {"mean": mean, "low": low, "high": high}
+
+
+def add_headline(name: str, headline: dict[str, Any]) -> Path:
+    """Add the ``"headline"`` numbers the README's results table shows to ``<name>.json``.
+
+    ``headline`` maps a label to a number or an :func:`interval`; the file must exist
+    (the notebook wrote it with :func:`save_metrics`).
+    """
+    metrics = load_metrics(name)
+    metrics["headline"] = headline
+    return save_metrics(name, metrics)

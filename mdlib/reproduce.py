@@ -42,6 +42,18 @@ from mdlib.errors import MdlibError
 from mdlib.report import save_json
 
 PROFILES = ("smoke", "quick", "paper")
+#: Profiles whose summary the README may show, best first: the committed run of the first
+#: one that exists (``results/<profile>/summary.json``) is the README's results table.
+README_PROFILES = ("paper", "quick")
+
+
+def committed_summary_path(root: Path | None = None) -> Path | None:
+    """``results/<profile>/summary.json`` of the best committed run (see README_PROFILES), or None."""
+    base = Path(root or paths.ROOT) / "results"
+    for profile in README_PROFILES:
+        if (base / profile / "summary.json").is_file():
+            return base / profile / "summary.json"
+    return None
 SUMMARY_NAME = "summary.json"
 README_START = "<!-- results:start -->"
 README_END = "<!-- results:end -->"

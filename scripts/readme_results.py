@@ -1,6 +1,9 @@
-"""Write the README's results table from ``results/paper/summary.json``.
+"""Write the README's results table from the committed run's ``summary.json``.
 
     .venv/bin/python scripts/readme_results.py [--summary results/paper/summary.json] [--check]
+
+Without ``--summary`` it takes ``results/paper/summary.json``, or ``results/quick/summary.json``
+while no paper run is committed (:func:`mdlib.reproduce.committed_summary_path`).
 
 The table goes between the markers ``<!-- results:start -->`` and ``<!-- results:end -->``
 of README.md; the rendering is :func:`mdlib.reproduce.render_results_table`. With
@@ -15,12 +18,12 @@ from pathlib import Path
 
 from mdlib.errors import MdlibError
 from mdlib.paths import ROOT
-from mdlib.reproduce import load_summary, readme_with_results, update_readme
+from mdlib.reproduce import committed_summary_path, load_summary, readme_with_results, update_readme
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--summary", type=Path, default=ROOT / "results" / "paper" / "summary.json")
+    parser.add_argument("--summary", type=Path, default=committed_summary_path() or ROOT / "results" / "paper" / "summary.json")
     parser.add_argument("--readme", type=Path, default=ROOT / "README.md")
     parser.add_argument("--check", action="store_true", help="only check that the README is up to date")
     args = parser.parse_args()

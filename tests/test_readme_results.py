@@ -1,4 +1,4 @@
-"""The README's results table agrees with the committed paper run."""
+"""The README's results table agrees with the committed run (paper, else quick)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ import pytest
 
 from mdlib.errors import MdlibError
 from mdlib.paths import ROOT
-from mdlib.reproduce import README_END, README_START, readme_with_results, render_results_table
+from mdlib.reproduce import (README_END, README_START, committed_summary_path, readme_with_results,
+                             render_results_table)
 
-SUMMARY = ROOT / "results" / "paper" / "summary.json"
+SUMMARY = committed_summary_path()
 
 _FAKE = {
     "profile": "paper",
@@ -23,15 +24,15 @@ _FAKE = {
 }
 
 
-def test_readme_matches_committed_paper_results():
-    if not SUMMARY.is_file():
-        pytest.skip("results/paper/summary.json not committed yet (run `python -m mdlib reproduce --profile paper`)")
+def test_readme_matches_committed_results():
+    if SUMMARY is None:
+        pytest.skip("no results/{paper,quick}/summary.json committed yet (run `python -m mdlib reproduce`)")
     import json
 
     summary = json.loads(SUMMARY.read_text(encoding="utf-8"))
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     assert readme_with_results(text, summary) == text, (
-        "README.md's results table disagrees with results/paper/summary.json; "
+        f"README.md's results table disagrees with {SUMMARY}; "
         "run `.venv/bin/python scripts/readme_results.py`")
 
 
