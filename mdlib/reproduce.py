@@ -470,7 +470,7 @@ def render_results_table(summary: dict[str, Any], max_per_file: int = 6) -> str:
             key = f.removesuffix(".json")
             items = headline_metrics(metrics.get(key))[:max_per_file]
             if items:
-                cells.append(f"`{key}`: " + ", ".join(f"{k} {v}" for k, v in items))
+                cells.append(f"`{key}`: " + "; ".join(f"{k} {v}" for k, v in items))
         lines.append(f"| `{name}` | {_fmt_duration(e.get('wall_s'))} | {e.get('status')} | "
                      f"{'<br>'.join(cells) or '-'} |")
     m = summary.get("machine", {})

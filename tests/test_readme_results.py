@@ -38,7 +38,7 @@ def test_readme_matches_committed_results():
 
 def test_render_shows_headline_intervals_time_and_status():
     table = render_results_table(_FAKE)
-    assert "| `03_maml` | 2.1 min | ok | `maml`: bleu 0.5 [0.4, 0.6], turns 7 |" in table
+    assert "| `03_maml` | 2.1 min | ok | `maml`: bleu 0.5 [0.4, 0.6]; turns 7 |" in table
     assert "ignored" not in table  # a headline mapping limits what is shown
     assert "| `07_end` | 3 s | failed | - |" in table
     assert "2 CPU cores" in table and "2.1 min" in table
