@@ -69,3 +69,14 @@ def add_headline(name: str, headline: dict[str, Any]) -> Path:
     metrics = load_metrics(name)
     metrics["headline"] = headline
     return save_metrics(name, metrics)
+
+
+def format_interval(value: Any, digits: int = 3) -> str:
+    """``"mean [low, high]"`` for an :func:`interval` (just the mean when there is no interval,
+    e.g. a single seed), or the number itself."""
+    if isinstance(value, dict):
+        mean, low, high = value.get("mean"), value.get("low"), value.get("high")
+        if low is None or high is None or any(isinstance(x, float) and not math.isfinite(x) for x in (low, high)):
+            return f"{mean:.{digits}f}"
+        return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+    return f"{value:.{digits}f}"
