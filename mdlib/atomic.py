@@ -1,4 +1,4 @@
-"""Write files atomically: a temporary file in the same folder, then a rename.
+"""Files: atomic writes (a temporary file in the same folder, then a rename) and JSON reads.
 
 A crash or a bad input never leaves a half-written corpus, checkpoint or result.
 """
@@ -46,3 +46,20 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return Path(path)
+
+
+def read_json(path: str | os.PathLike, missing: str = "no such file"):
+    """Parse the JSON file ``path``; a missing or malformed file is a one-line :class:`MdlibError`.
+
+    Args:
+        missing: what the message says when the file does not exist (e.g. how to make it).
+    """
+    import json
+
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise MdlibError(f"{path}: {missing}") from None
+    except json.JSONDecodeError as exc:
+        raise MdlibError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})") from None

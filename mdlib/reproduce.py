@@ -506,12 +506,9 @@ def readme_with_results(text: str, summary: dict[str, Any], where: Path | str = 
 
 def load_summary(path: Path) -> dict[str, Any]:
     """Read a ``summary.json`` (MdlibError naming the file when missing or malformed)."""
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise MdlibError(f"{path}: no such file; run `python -m mdlib reproduce --profile paper` first") from None
-    except json.JSONDecodeError as exc:
-        raise MdlibError(f"{path}: line {exc.lineno}: not valid JSON ({exc.msg})") from None
+    from mdlib.atomic import read_json
+
+    return read_json(path, missing="no such file; run `python -m mdlib reproduce --profile paper` first")
 
 
 def main_reproduce(profile: str, only: Sequence[str] | None = None, timeout: int | None = None,

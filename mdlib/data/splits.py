@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mdlib import paths
-from mdlib.atomic import write_text
+from mdlib.atomic import read_json, write_text
 from mdlib.data.corpus import dumps, parse_lines
 from mdlib.data.domains import DOMAINS, SOURCES, TARGETS
 from mdlib.data.generator import generate
@@ -59,12 +59,7 @@ def load_manifest() -> dict:
         MdlibError: when it is missing or malformed.
     """
     path = manifest_path()
-    try:
-        man = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise MdlibError(f"{path}: missing; run `python -m mdlib data --update-manifest` to create it") from None
-    except json.JSONDecodeError as exc:
-        raise MdlibError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})") from None
+    man = read_json(path, missing="missing; run `python -m mdlib data --update-manifest` to create it")
     if not isinstance(man, dict) or not isinstance(man.get("files"), dict):
         raise MdlibError(f"{path}: field 'files': missing")
     return man

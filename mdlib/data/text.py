@@ -22,7 +22,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
-from mdlib.atomic import write_text
+from mdlib.atomic import read_json, write_text
 from mdlib.errors import MdlibError
 
 PAD, UNK, BOS, EOS, SEP, USR, SYS = "<pad>", "<unk>", "<bos>", "<eos>", "<sep>", "<usr>", "<sys>"
@@ -155,13 +155,7 @@ class Vocab:
     @classmethod
     def load(cls, path: str | Path) -> "Vocab":
         """Read a vocabulary written by :meth:`save`."""
-        path = Path(path)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise MdlibError(f"{path}: no such vocabulary file") from None
-        except json.JSONDecodeError as exc:
-            raise MdlibError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+        data = read_json(path, missing="no such vocabulary file")
         return cls.from_dict(data, where=str(path))
 
 

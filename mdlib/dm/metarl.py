@@ -132,19 +132,11 @@ def pretrain(tasks: Sequence[RLTask], params: Params, iterations: int, tasks_per
         ``(params, losses)``, one surrogate loss per iteration.
     """
     _check_positive(iterations=iterations, tasks_per_iter=tasks_per_iter, episodes=episodes)
-    if not tasks:
-        raise MdlibError("tasks: expected at least one source task")
-    theta = _detached(params)
-    opt = torch.optim.Adam(theta.values(), lr=lr)
-    losses = []
-    for _ in tqdm(range(iterations), desc="pretrain", disable=not progress):
-        chosen = _sample_tasks(tasks, tasks_per_iter, gen)
-        opt.zero_grad()
-        total = sum(t.loss(theta, t.collect(theta, episodes, gen)) for t in chosen) / len(chosen)
-        total.backward()
-        opt.step()
-        losses.append(float(total.detach()))
-    return _detached(theta), losses
+
+    def objective(theta: Params, chosen: list[RLTask]) -> torch.Tensor:
+        return sum(t.loss(theta, t.collect(theta, episodes, gen)) for t in chosen) / len(chosen)
+
+    return _outer_adam(tasks, params, iterations, tasks_per_iter, lr, gen, objective, "pretrain", progress)
 
 
 def reptile(tasks: Sequence[RLTask], params: Params, iterations: int, tasks_per_iter: int, inner_episodes: int,
@@ -159,8 +151,7 @@ def reptile(tasks: Sequence[RLTask], params: Params, iterations: int, tasks_per_
         ``(params, step_norms)``: the meta-learned initialisation and the norm of each meta-step.
     """
     _check_positive(iterations=iterations, tasks_per_iter=tasks_per_iter, inner_episodes=inner_episodes)
-    if not tasks:
-        raise MdlibError("tasks: expected at least one source task")
+    _check_tasks(tasks)
     theta = {k: v.detach().clone() for k, v in params.items()}
     norms = []
     for it in tqdm(range(iterations), desc="reptile", disable=not progress):
@@ -191,14 +182,8 @@ def maml(tasks: Sequence[RLTask], params: Params, iterations: int, tasks_per_ite
     """
     _check_positive(iterations=iterations, tasks_per_iter=tasks_per_iter, support_episodes=support_episodes,
                     query_episodes=query_episodes, inner_steps=inner_steps)
-    if not tasks:
-        raise MdlibError("tasks: expected at least one source task")
-    theta = _detached(params)
-    opt = torch.optim.Adam(theta.values(), lr=meta_lr)
-    losses = []
-    for _ in tqdm(range(iterations), desc="maml", disable=not progress):
-        chosen = _sample_tasks(tasks, tasks_per_iter, gen)
-        opt.zero_grad()
+
+    def objective(theta: Params, chosen: list[RLTask]) -> torch.Tensor:
         total = 0.0
         for task in chosen:
             support = task.collect(theta, support_episodes, gen)
@@ -206,10 +191,31 @@ def maml(tasks: Sequence[RLTask], params: Params, iterations: int, tasks_per_ite
                                     create_graph=not first_order)
             query = task.collect(adapted, query_episodes, gen)
             total = total + task.loss(adapted, query) / len(chosen)
+        return total
+
+    return _outer_adam(tasks, params, iterations, tasks_per_iter, meta_lr, gen, objective, "maml", progress)
+
+
+def _outer_adam(tasks: Sequence[RLTask], params: Params, iterations: int, tasks_per_iter: int, lr: float,
+                gen: torch.Generator, objective, desc: str, progress: bool) -> tuple[Params, list[float]]:
+    """The outer loop shared by pretraining and MAML: Adam on ``objective(theta, sampled_tasks)``."""
+    _check_tasks(tasks)
+    theta = _detached(params)
+    opt = torch.optim.Adam(theta.values(), lr=lr)
+    losses = []
+    for _ in tqdm(range(iterations), desc=desc, disable=not progress):
+        chosen = _sample_tasks(tasks, tasks_per_iter, gen)
+        opt.zero_grad()
+        total = objective(theta, chosen)
         total.backward()
         opt.step()
         losses.append(float(total.detach()))
     return _detached(theta), losses
+
+
+def _check_tasks(tasks: Sequence[RLTask]) -> None:
+    if not tasks:
+        raise MdlibError("tasks: expected at least one source task")
 
 
 def _sample_tasks(tasks: Sequence[RLTask], n: int, gen: torch.Generator) -> list[RLTask]:
