@@ -13,11 +13,12 @@ across notebooks, keyed by a hash of its configuration and seed, under ``runs/ca
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 
@@ -149,6 +150,23 @@ def config_key(config: dict, seed: int) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
+@contextlib.contextmanager
+def _key_lock(folder: Path) -> Iterator[None]:
+    """An exclusive lock on ``folder.lock`` (POSIX ``flock``; no lock where it is missing)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: fall back to last-writer-wins (still atomic)
+        yield
+        return
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.with_name(folder.name + ".lock"), "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def cached(config: dict, seed: int, train_fn: Callable[[], tuple[Seq2Seq, Vocab, list[dict]]],
            cache_dir: str | Path | None = None, device=None) -> tuple[Seq2Seq, Vocab, dict, dict]:
     """Load the model trained with ``config`` and ``seed``, or train and store it.
@@ -163,16 +181,18 @@ def cached(config: dict, seed: int, train_fn: Callable[[], tuple[Seq2Seq, Vocab,
         As :func:`load_checkpoint`; ``extra["curve"]`` is the learning curve and
         ``extra["cache_hit"]`` says whether training was skipped.
 
-    Two processes racing on the same key both train and both write complete files by
-    atomic rename; whichever lands last wins, and readers never see a partial file.
+    Files are written by atomic rename, so readers never see a partial file. Processes
+    that want the same key at once (notebooks run in parallel by ``reproduce --jobs``)
+    queue on a lock file next to it: one trains, the others wait and then load its model.
     """
     folder = Path(cache_dir or paths.RUNS_DIR / "cache") / config_key(config, seed)
-    hit = (folder / CHECKPOINT_NAME).is_file()
-    if not hit:
-        model, vocab, curve = train_fn()
-        if any(isinstance(v, float) and not math.isfinite(v) for row in curve for v in row.values()):
-            raise MdlibError("training produced a non-finite loss; nothing cached")
-        save_run(folder, model, vocab, dict(config, seed=seed), curve)
+    with _key_lock(folder):
+        hit = (folder / CHECKPOINT_NAME).is_file()
+        if not hit:
+            model, vocab, curve = train_fn()
+            if any(isinstance(v, float) and not math.isfinite(v) for row in curve for v in row.values()):
+                raise MdlibError("training produced a non-finite loss; nothing cached")
+            save_run(folder, model, vocab, dict(config, seed=seed), curve)
     model, vocab, conf, extra = load_checkpoint(folder, device=device)
     extra = dict(extra, cache_hit=hit, path=str(folder))
     return model, vocab, conf, extra

@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from mdlib.data.domains import DOMAINS, SOURCES
 from mdlib.data.pairs import Pair, extract_pairs
-from mdlib.data.text import Vocab, detokenise
+from mdlib.data.text import SPECIALS, Vocab, detokenise
 from mdlib.errors import MdlibError
 from mdlib.meta.inner import inner_loop
 from mdlib.metrics import (act_f1, corpus_bleu, distinct_n, entity_f1, lexicon_from_acts,
@@ -43,7 +43,7 @@ from mdlib.training import corpus_nll, train
 
 Data = Mapping[str, Mapping[str, Sequence[dict]]]
 #: Bump when the model, the pairs or the training change, so cached models are retrained.
-CACHE_VERSION = 1
+CACHE_VERSION = 3
 METRICS = ("bleu", "entity_f1", "act_f1", "ppl", "distinct_1", "distinct_2")
 
 
@@ -287,9 +287,58 @@ def source_pairs(profile: Profile, sources: Sequence[str], split: str, data: Dat
 
 
 def build_vocab(train_pairs: Sequence[Pair], profile: Profile) -> Vocab:
-    """Vocabulary of the source training pairs (inputs and responses)."""
+    """Vocabulary of the given pairs (inputs and responses)."""
     return Vocab.build((p.source(profile.use_acts) + list(p.response) for p in train_pairs),
                        min_freq=profile.min_freq)
+
+
+def adaptation_tasks(sources: Sequence[str], data: Data | None = None) -> list[str]:
+    """The tasks a model may later be adapted to: every task that is not a source
+    (the protocol's targets, or the other tasks of a user corpus)."""
+    if data is None:
+        return [d for d in DOMAINS if d not in sources]
+    return sorted(t for t in data.get("train", {}) if t not in sources)
+
+
+def protocol_vocab(profile: Profile, sources: Sequence[str] = SOURCES, data: Data | None = None) -> Vocab:
+    """The generator's vocabulary: the source training pairs plus the *train* pools of the
+    tasks it may be adapted to (never a test or validation split).
+
+    Why the adaptation pools: with a source-only vocabulary every new word of a target
+    (a movie genre, restaurant_style's new phrasings) is ``<unk>``, and fine-tuning on k
+    target dialogues can only teach the model to write ``<unk>``. A pool word gets an
+    index but no training signal until it occurs in the k dialogues a method adapts on,
+    so this gives no method information about the target beyond the word list itself,
+    the same for every method (DAML's vocabulary also covers every domain).
+    """
+    pairs = source_pairs(profile, sources, "train", data)
+    for task in adaptation_tasks(sources, data):
+        pairs.extend(pairs_of(split_of(data, task, "train"), profile))
+    return build_vocab(pairs, profile)
+
+
+def unseen_as_unk(model: Seq2Seq, vocab: Vocab, pairs: Sequence[Pair], profile: Profile) -> int:
+    """Give every word the pairs never contain the input embedding of ``<unk>``.
+
+    After pretraining, the words that only the adaptation pools contain
+    (:func:`protocol_vocab`) still hold their random initial embeddings. Copying the
+    ``<unk>`` row into them makes the pretrained model read a new word exactly as a
+    source-only vocabulary would (as ``<unk>``, which the copy mechanism can still copy),
+    while fine-tuning can now give it an embedding and an output row of its own.
+
+    Returns:
+        How many embedding rows were reset.
+    """
+    seen = set(vocab.encode(SPECIALS))
+    for p in pairs:
+        seen.update(vocab.encode(p.source(profile.use_acts)))
+        seen.update(vocab.encode(p.response))
+    unseen = torch.tensor(sorted(set(range(len(vocab))) - seen), dtype=torch.long)
+    if len(unseen):
+        with torch.no_grad():
+            weight = model.embed.weight
+            weight[unseen.to(weight.device)] = weight[vocab.unk_id].clone()
+    return len(unseen)
 
 
 def new_model(vocab: Vocab, profile: Profile, seed: int, device=None) -> Seq2Seq:
@@ -318,11 +367,12 @@ def pretrain(profile: Profile | str, seed: int, *, sources: Sequence[str] = SOUR
     def train_fn():
         tr = source_pairs(profile, sources, "train", data)
         va = source_pairs(profile, sources, "valid", data)
-        vocab = build_vocab(tr, profile)
+        vocab = protocol_vocab(profile, sources, data)
         model = new_model(vocab, profile, seed, device)
         res = train(model, tr, vocab, valid_pairs=va, epochs=profile.epochs, batch_size=profile.batch_size,
                     lr=profile.lr, clip=profile.clip, patience=profile.patience, max_steps=profile.max_steps,
                     seed=seed, progress=progress, device=device, **collate_kw(profile))
+        unseen_as_unk(model, vocab, tr, profile)
         return model, vocab, res.curve
 
     if cache:

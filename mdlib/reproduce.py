@@ -306,7 +306,7 @@ def collect_metrics(results: Path) -> dict[str, Any]:
 
 def run_profile(profile: str, only: Sequence[str] | None = None, *, notebooks_dir: Path | None = None,
                 results_root: Path | None = None, figures_dir: Path | None = None,
-                timeout: int | None = None, progress: bool = True) -> dict[str, Any]:
+                timeout: int | None = None, progress: bool = True, jobs: int = 1) -> dict[str, Any]:
     """Execute the notebooks under ``profile`` and write ``results/<profile>/summary.json``.
 
     Args:
@@ -317,6 +317,9 @@ def run_profile(profile: str, only: Sequence[str] | None = None, *, notebooks_di
         figures_dir: where figures go (default ``figures/``).
         timeout: seconds per cell (``None``: unlimited).
         progress: show a tqdm bar over notebooks.
+        jobs: notebooks executed at once (each kernel uses ``MDLIB_THREADS`` threads, one by
+            default, so ``jobs=2`` keeps both cores of a 2-core machine busy). Models that
+            two notebooks share are trained once: the model cache locks its keys.
 
     Returns:
         The summary (also written to ``<results_root>/<profile>/summary.json``):
@@ -347,19 +350,47 @@ def run_profile(profile: str, only: Sequence[str] | None = None, *, notebooks_di
            "MDLIB_PROFILE": profile,
            # small models: one torch thread per kernel is faster than two on a busy 2-core machine
            "MDLIB_THREADS": os.environ.get("MDLIB_THREADS", "1")}
-    bar = tqdm(selected, desc=f"reproduce ({profile})", unit="notebook", disable=not progress)
+    if jobs < 1:
+        raise MdlibError(f"--jobs must be at least 1, got {jobs}")
+    bar = tqdm(total=len(selected), desc=f"reproduce ({profile})", unit="notebook", disable=not progress)
+    before_m, before_f = _snapshot(results, "*.json"), _snapshot(figures, "*.png")
+    jobs_args = [(nb, results / nb.name, params.get(nb.stem, {})) for nb in selected]
+
+    def finished(run: NotebookRun) -> None:
+        runs.append(run)
+        bar.set_postfix_str(run.name)
+        bar.update(1)
+        if run.status != "ok":
+            bar.write(f"FAILED {run.describe_error()}")
+
     with _environ(**env):
-        for nb in bar:
-            bar.set_postfix_str(nb.stem)
-            before_m, before_f = _snapshot(results, "*.json"), _snapshot(figures, "*.png")
-            run = execute_one(nb, results / nb.name, params.get(nb.stem, {}), cwd=nb_dir, timeout=timeout)
-            run.metrics_files = [m for m in _changed(before_m, _snapshot(results, "*.json")) if m != SUMMARY_NAME]
-            run.figures = _changed(before_f, _snapshot(figures, "*.png"))
-            runs.append(run)
-            if run.status != "ok":
-                bar.write(f"FAILED {run.describe_error()}")
+        if jobs == 1:  # one at a time: a notebook's files are exactly those that changed while it ran
+            for nb, out, nb_params in jobs_args:
+                bar.set_postfix_str(nb.stem)
+                m0, f0 = _snapshot(results, "*.json"), _snapshot(figures, "*.png")
+                run = execute_one(nb, out, nb_params, cwd=nb_dir, timeout=timeout)
+                run.metrics_files = [m for m in _changed(m0, _snapshot(results, "*.json")) if m != SUMMARY_NAME]
+                run.figures = _changed(f0, _snapshot(figures, "*.png"))
+                finished(run)
+        else:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor, as_completed
+
+            with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+                futures = [pool.submit(execute_one, nb, out, nb_params, cwd=nb_dir, timeout=timeout)
+                           for nb, out, nb_params in jobs_args]
+                for fut in as_completed(futures):
+                    finished(fut.result())
     bar.close()
     total = time.perf_counter() - start
+    runs.sort(key=lambda r: r.name)
+    if jobs > 1:  # at the same time: files are attributed by the notebook's number prefix ("03_...")
+        new_m = [m for m in _changed(before_m, _snapshot(results, "*.json")) if m != SUMMARY_NAME]
+        new_f = _changed(before_f, _snapshot(figures, "*.png"))
+        for run in runs:
+            prefix = run.name.split("_", 1)[0] + "_"
+            run.metrics_files = [m for m in new_m if Path(m).name.startswith(prefix)]
+            run.figures = [f for f in new_f if Path(f).name.startswith(prefix)]
 
     summary_path = results / SUMMARY_NAME
     previous: dict[str, Any] = {}
@@ -376,6 +407,7 @@ def run_profile(profile: str, only: Sequence[str] | None = None, *, notebooks_di
         "ran": [r.name for r in runs],
         "failed": [r.name for r in runs if r.status != "ok"],
         "total_wall_s": round(total, 2),
+        "jobs": jobs,
         "notebooks_wall_s": round(sum(v.get("wall_s") or 0.0 for v in nb_entries.values()), 2),
         "machine": machine_info(),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -512,10 +544,10 @@ def load_summary(path: Path) -> dict[str, Any]:
 
 
 def main_reproduce(profile: str, only: Sequence[str] | None = None, timeout: int | None = None,
-                   progress: bool = True, out=None) -> int:
+                   progress: bool = True, out=None, jobs: int = 1) -> int:
     """The ``reproduce`` command: run, print the table, return 1 when a notebook failed."""
     out = out or sys.stdout
-    summary = run_profile(profile, only, timeout=timeout, progress=progress)
+    summary = run_profile(profile, only, timeout=timeout, progress=progress, jobs=jobs)
     print(format_run_table(summary), file=out)
     print(f"summary: {Path(paths.ROOT / 'results' / profile / SUMMARY_NAME)}", file=out)
     return 1 if summary["failed"] else 0

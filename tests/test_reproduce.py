@@ -64,6 +64,20 @@ def test_run_reports_failing_notebook_and_cell_and_runs_the_others(tiny_repo):
     assert not (tiny_repo / "notebooks" / "never_reached.txt").exists()
 
 
+def test_jobs_run_notebooks_at_once_and_attribute_files_by_number(tiny_repo):
+    _notebook(tiny_repo / "notebooks" / "03_also.ipynb", "w = 7", [
+        "from mdlib.report import save_metrics\nsave_metrics('03_also', {'w': w})",
+    ])
+    summary = reproduce.run_profile("smoke", jobs=2, progress=False)
+    assert summary["jobs"] == 2 and summary["ran"] == ["01_good", "02_bad", "03_also"]
+    assert summary["failed"] == ["02_bad"]
+    assert summary["notebooks"]["03_also"]["status"] == "ok"
+    assert summary["notebooks"]["03_also"]["metrics_files"] == ["03_also.json"]
+    assert summary["metrics"]["03_also"]["w"] == 7 and summary["metrics"]["good"]["x"] == 5
+    with pytest.raises(MdlibError, match="--jobs must be at least 1"):
+        reproduce.run_profile("smoke", jobs=0, progress=False)
+
+
 def test_cli_exit_status_and_only(tiny_repo, capsys):
     from mdlib.cli import main
 

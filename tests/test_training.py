@@ -108,7 +108,7 @@ def _train_fn():
 
 def _race(cache_dir):
     _, _, conf, extra = cached({"a": 1}, 0, _train_fn, cache_dir=cache_dir)
-    return conf["seed"]
+    return conf["seed"], extra["cache_hit"]
 
 
 def test_cache_hit_miss_and_race(tmp_path):
@@ -126,7 +126,9 @@ def test_cache_hit_miss_and_race(tmp_path):
     race_dir = tmp_path / "race"
     ctx = multiprocessing.get_context("fork")
     with ctx.Pool(2) as pool:
-        assert pool.map(_race, [race_dir, race_dir]) == [0, 0]
+        results = pool.map(_race, [race_dir, race_dir])
+    # the lock makes one process train and the other wait and load its model
+    assert sorted(results) == [(0, False), (0, True)]
     folder = race_dir / config_key({"a": 1}, 0)
     assert not [p for p in folder.iterdir() if p.name.endswith(".tmp")]
 

@@ -21,6 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--only", nargs="+", metavar="NB", help="notebook numbers or names, e.g. --only 03 05")
     p.add_argument("--timeout", type=positive_int, default=None, help="seconds per cell (default: no limit)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--jobs", type=positive_int, default=1,
+                   help="notebooks run at once, one CPU thread each (default 1; 2 on a 2-core machine)")
     p.set_defaults(func=_reproduce)
 
     c = sub.add_parser(
@@ -45,7 +47,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _reproduce(args: argparse.Namespace) -> int:
     from mdlib.reproduce import main_reproduce
 
-    return main_reproduce(args.profile, args.only, timeout=args.timeout, progress=not args.no_progress)
+    return main_reproduce(args.profile, args.only, timeout=args.timeout, progress=not args.no_progress,
+                          jobs=args.jobs)
 
 
 def _chat(args: argparse.Namespace) -> int:

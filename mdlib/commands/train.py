@@ -107,8 +107,7 @@ def _sources(args) -> list[str]:
 
 def cmd_train(args) -> int:
     from mdlib.checkpoint import save_run
-    from mdlib.evaluation import (build_vocab, data_signature, new_model, pretrain, source_pairs,
-                                  split_of)
+    from mdlib.evaluation import data_signature, new_model, pretrain, protocol_vocab, split_of
     from mdlib.profiles import get_profile
     from mdlib.seeding import default_device, seed_everything
 
@@ -132,7 +131,7 @@ def cmd_train(args) -> int:
     elif args.method == "reweight":  # learned example weights (Ren et al. 2018), notebook 05
         curve = _train_reweight(args, profile, sources, data, device)
     else:
-        vocab = build_vocab(source_pairs(profile, sources, "train", data), profile)
+        vocab = protocol_vocab(profile, sources, data)
         model = new_model(vocab, profile, args.seed, device)
         curve = []
         learner_state = None
@@ -166,12 +165,12 @@ def _train_reweight(args, profile, sources, data, device) -> list[dict]:
 
     from mdlib.checkpoint import save_run
     from mdlib.data.corruption import check_rate, corrupt_pairs
-    from mdlib.evaluation import build_vocab, collate_kw, new_model, source_pairs
+    from mdlib.evaluation import collate_kw, new_model, protocol_vocab, source_pairs
     from mdlib.meta.reweight import train_reweighted
 
     rate = check_rate(args.corrupt)
     train_pairs = source_pairs(profile, sources, "train", data)
-    vocab = build_vocab(train_pairs, profile)
+    vocab = protocol_vocab(profile, sources, data)
     model = new_model(vocab, profile, args.seed, device)
     train_pairs, flags = corrupt_pairs(train_pairs, rate, args.seed)
     clean = source_pairs(profile.replace(n_valid=min(profile.n_valid, 5)), sources, "valid", data)
