@@ -6,7 +6,9 @@ Example::
 
 Writes success rate, average turns and average return (each with a 95% interval over
 the evaluation dialogues) after 0, 10, 50, 200 ... adaptation dialogues (up to
-``--episodes``). Every argument is checked here, so bad input gives one ``error:`` line
+``--episodes``). A learned method also writes the policy adapted with the most dialogues
+next to the JSON (``maml.json`` -> ``maml.policy.pt``, :mod:`mdlib.dm.learned`), for
+``python -m mdlib chat --policy maml.policy.pt``. Every argument is checked here, so bad input gives one ``error:`` line
 and exit status 1.
 """
 
@@ -33,6 +35,7 @@ def _int(name: str, text: str, low: int) -> int:
 
 def cmd_policy(args) -> int:
     from mdlib.data.domains import get_domain
+    from mdlib.dm.learned import policy_path, save_policy
     from mdlib.dm.metarl import METHODS, PolicyConfig, run_method
     from mdlib.dm.population import get_population
     from mdlib.report import save_json
@@ -55,15 +58,20 @@ def cmd_policy(args) -> int:
     seed_everything(seed, threads=1)  # tiny networks: one thread is fastest (and matches notebook 06)
     config = PolicyConfig(iterations=iterations, eval_episodes=eval_episodes)
     start = time.time()
-    result = run_method(args.method, args.target, args.users, budgets, seed, config, progress=args.progress)
+    result = run_method(args.method, args.target, args.users, budgets, seed, config, progress=args.progress,
+                        keep_params=args.method != "rule")
+    params = result.pop("params", None)
     result["config"] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(config).items()}
     result["seconds"] = round(time.time() - start, 1)
     save_json(result, out)
+    if params is not None:
+        save_policy(policy_path(out), params, {"hidden": config.hidden, "domain": args.target, "users": args.users,
+                                               "method": args.method, "seed": seed, "episodes": episodes})
     for p in result["curve"]:
         print(f"{args.method} {args.target}/{args.users} after {p['episodes']:4d} dialogues: "
               f"success {p['success']:.2f} [{p['success_ci'][0]:.2f}, {p['success_ci'][1]:.2f}], "
               f"turns {p['turns']:.1f}, return {p['return']:.2f}")
-    print(f"wrote {out}")
+    print(f"wrote {out}" + (f" and {policy_path(out)}" if params is not None else ""))
     return 0
 
 
@@ -85,6 +93,7 @@ def register(subparsers) -> None:
     p.add_argument("--seed", default="0", help="seed of training, adaptation and sampling")
     p.add_argument("--eval-episodes", default="100", help="evaluation dialogues per point of the curve")
     p.add_argument("--iterations", default="40", help="(meta-)training iterations on the source tasks")
-    p.add_argument("--out", required=True, help="output JSON file")
+    p.add_argument("--out", required=True, help="output JSON file (a learned method also writes the adapted "
+                   "policy next to it: R.json -> R.policy.pt, for `chat --policy`)")
     p.add_argument("--progress", action="store_true", help="show progress bars")
     p.set_defaults(func=cmd_policy)

@@ -39,6 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--templates", action="store_true",
                    help="use the template realiser (the corpus's reference phrasings) instead of a "
                    "trained generator (no checkpoint needed)")
+    c.add_argument("--policy", default=None, metavar="FILE",
+                   help="a dialogue policy file written by `python -m mdlib policy --out R.json` (R.policy.pt) "
+                   "(default: the rule-based threshold policy)")
     c.add_argument("--seed", type=int, default=0, help="seed of the database and the decoder")
     c.add_argument("--show-acts", action="store_true", help="also print the parsed acts and system acts (to stderr)")
     c.set_defaults(func=_chat)
@@ -55,4 +58,4 @@ def _chat(args: argparse.Namespace) -> int:
     from mdlib.system.chat import run_chat
 
     return run_chat(domain=args.domain, checkpoint=args.checkpoint, templates=args.templates,
-                    seed=args.seed, show_acts=args.show_acts)
+                    seed=args.seed, show_acts=args.show_acts, policy=args.policy)

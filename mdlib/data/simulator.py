@@ -335,8 +335,13 @@ class ThresholdPolicy:
         self.last_query: dict | None = None
         return [Act("greet")]
 
-    def act(self, belief: BeliefTracker, user_acts: list[Act]) -> list[Act]:
-        """The system's acts given the belief and the observed user acts."""
+    def act(self, belief: BeliefTracker, user_acts: list[Act], confidence: float | None = None) -> list[Act]:
+        """The system's acts given the belief and the observed user acts.
+
+        ``confidence`` (the turn's recognition confidence, a feature of learned policies
+        such as :class:`mdlib.dm.learned.LearnedPolicy`) is accepted and ignored: the
+        belief already holds it.
+        """
         self.last_query = None
         names = {a.act for a in user_acts}
         if "goodbye" in names:

@@ -5,5 +5,7 @@
 - :mod:`mdlib.dm.encoding`: act x slot state features and action mask;
 - :mod:`mdlib.dm.policy`: a policy network with shared per-slot weights (one network, any domain);
 - :mod:`mdlib.dm.rl`: REINFORCE with a leave-one-out baseline, batched rollouts, tasks, toy bandits;
-- :mod:`mdlib.dm.metarl`: adaptation, pretraining, MAML and Reptile over policy-gradient inner loops.
+- :mod:`mdlib.dm.metarl`: adaptation, pretraining, MAML and Reptile over policy-gradient inner loops;
+- :mod:`mdlib.dm.learned`: a trained policy inside the end-to-end system (same features and
+  action-to-acts mapping as the environment, through :class:`mdlib.dm.env.SystemState`), saved and loaded.
 """

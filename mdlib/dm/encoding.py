@@ -1,5 +1,8 @@
 """State features and action mask of a :class:`~mdlib.dm.env.DialogueEnv` for the policy network.
 
+They read only the system side (:class:`~mdlib.dm.env.SystemState`), so the learned policy
+inside the end-to-end system (:class:`mdlib.dm.learned.LearnedPolicy`) computes them the same way.
+
 The state is split like the action space (act x slot): a row of features per user slot,
 computed the same way for every slot of every domain, and a vector of global features.
 Slot names and values never appear, so the same network reads bus, restaurant or movie
@@ -24,7 +27,7 @@ from __future__ import annotations
 import torch
 
 from mdlib.data.acts import USER_ACTS
-from mdlib.dm.env import GLOBAL_ACTS, SLOT_ACTS, DialogueEnv
+from mdlib.dm.env import GLOBAL_ACTS, SLOT_ACTS, SystemState
 
 _LAST_SYS = ("request", "explicit_confirm", "implicit_confirm", "inform", "request_more", "other")
 SLOT_FEATURES: tuple[str, ...] = (
@@ -41,8 +44,8 @@ N_SLOT_ACTS = len(SLOT_ACTS)
 N_GLOBAL_ACTS = len(GLOBAL_ACTS)
 
 
-def encode(env: DialogueEnv) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Features of the environment's current state.
+def encode(env: SystemState) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Features of the current state of an environment (or any :class:`SystemState`).
 
     Returns:
         ``(slot_feats, global_feats, mask)``: Tensor (S, SLOT_DIM), Tensor (GLOBAL_DIM,),

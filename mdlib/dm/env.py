@@ -22,6 +22,12 @@ with the believed constraints and tell the user what they asked for; ``request_m
 ``implicit_confirm`` (the confirmed value is the belief's; an implicit confirmation also
 requests the next unknown slot, as the threshold policy does). Notebook 06 introduces it.
 
+The system's side of the dialogue (belief, pending requests, counters, and the mapping of
+an action to system acts) is :class:`SystemState`; :class:`DialogueEnv` extends it with
+the simulated user, and :class:`mdlib.dm.learned.LearnedPolicy` uses it on its own to
+act inside the end-to-end system (:mod:`mdlib.system.pipeline`), so both read the same
+features and say the same acts for an action.
+
 Self-correction ("Boston, oh sorry, I mean Austin") is a text-level knob of the corpus;
 at the act level the environment says it as two informs, first a wrong value then the
 right one, both through the recognition channel (so a dropped correction leaves the
@@ -68,110 +74,75 @@ class StepResult:
     info: dict = field(default_factory=dict)
 
 
-class DialogueEnv:
-    """One domain, one user population; a dialogue per episode.
+class SystemState:
+    """The system's side of a dialogue: what the policy's features read, and what an action says.
+
+    Shared by :class:`DialogueEnv` (which adds the user) and
+    :class:`mdlib.dm.learned.LearnedPolicy` (the learned policy inside
+    :class:`mdlib.system.pipeline.DialogueSystem`), so that an action maps to the same
+    system acts in training and in the end-to-end system.
 
     Args:
-        domain: a domain name or :class:`Domain` (see :data:`mdlib.data.domains.DOMAINS`).
-        users: a population name or :class:`UserPopulation` (see :data:`mdlib.dm.population.POPULATIONS`).
-        success_reward: bonus for a successful dialogue.
-        turn_cost: cost of every system turn.
-        db_seed: the database seed (0, as in the corpora).
+        domain: a domain name or :class:`Domain`.
+        db: the database the ``inform`` action queries.
 
     Attributes:
         actions: the action space, ``[Act(g) for g in GLOBAL_ACTS] + [Act(a, s) for s in usr slots for a in SLOT_ACTS]``.
-        belief: the :class:`BeliefTracker` (updated with the recognised user acts).
+        belief: the :class:`BeliefTracker` (updated with the recognised user acts by the owner).
         user_acts: the recognised user acts of the latest user turn.
         confidence: the recognition confidence of that turn.
         pending: system slots the user asked about and has not been told.
-        turn: system turns so far. ``done``, ``success``: the episode's state.
-        history: the :class:`Turn` records of the episode (turn 0: greeting and opening).
+        asked: per user slot, how many system turns used a slot act on it.
+        turn: system turns so far (the greeting not counted).
+        last_system: the acts of the latest system turn.
+        last_query: ``{"constraints", "count"}`` of the latest database query, or ``None``.
     """
 
-    def __init__(self, domain: str | Domain, users: str | UserPopulation = "clean", success_reward: float = 1.0,
-                 turn_cost: float = 0.05, db_seed: int = 0):
+    def __init__(self, domain: str | Domain, db: Database):
         self.domain = get_domain(domain)
-        self.population = get_population(users)
-        self.complexity = self.population.complexity()
-        self.db = Database(self.domain, seed=db_seed)
-        self.asr = AsrChannel(self.complexity, self.domain)
+        self.db = db
         self.belief = BeliefTracker(self.domain)
-        self.success_reward = float(success_reward)
-        self.turn_cost = float(turn_cost)
         self.slots = self.domain.usr_slot_names
         self.actions: list[Act] = [Act(g) for g in GLOBAL_ACTS] + [
             Act(a, s) for s in self.slots for a in SLOT_ACTS]
-        self.max_turns = max(1, self.complexity.max_turns // 2)
-        self._rng: random.Random | None = None
-        self.user: UserSimulator | None = None
-        self.done = True
-        self.success = False
+        self.start()
 
     @property
     def n_actions(self) -> int:
         return len(self.actions)
 
-    # ------------------------------------------------------------------ episode
-    def reset(self, seed: int) -> "DialogueEnv":
-        """Start a dialogue: the system greets, the user opens. Returns ``self`` (the observation)."""
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise MdlibError(f"seed: expected a whole number, got {seed!r}")
-        self._rng = random.Random(f"dm/{self.domain.name}/{self.population.name}/{seed}")
-        self.user = UserSimulator(self.domain, self.db, self.complexity, self._rng)
-        self.belief.reset()
+    def start(self) -> list[Act]:
+        """A new dialogue on the system side (the belief is its owner's to reset); returns the greeting."""
         self.pending: list[str] = []
         self.turn = 0
-        self.done = False
-        self.success = False
         self.last_query: dict | None = None
         self.asked = {s: 0 for s in self.slots}
         self.last_system: list[Act] = [Act("greet")]
-        opening = self.user.reset()
-        observed, conf = self._hear(opening)
-        self.belief.update(observed, conf, self.last_system)
-        self._track_requests(observed)
-        self.user_acts, self.confidence = observed, conf
-        self.history = [Turn(self.last_system, opening, observed, conf, 0.0)]
-        return self
+        self.user_acts: list[Act] = []
+        self.confidence = 1.0
+        return list(self.last_system)
 
-    def step(self, action: int | Act | list[Act]) -> StepResult:
-        """Play one system turn and the user's reply.
+    def observe(self, observed: list[Act], confidence: float, track: bool = True) -> None:
+        """Take in a recognised user turn: its acts and confidence (features), and its requests (``pending``).
 
-        Args:
-            action: an index into :attr:`actions`, an :class:`Act` (a slot act without a
-                value confirms the belief's value; ``Act("inform")`` or ``Act("query")`` is
-                the query-and-answer action), or a list of acts used as they are.
-
-        Returns:
-            ``StepResult(reward, done, info)`` with ``info`` = ``{"system", "user", "observed",
-            "confidence", "success", "turns"}``.
-
-        Raises:
-            MdlibError: the episode is over or not started, or the action is not valid here.
+        ``track=False`` keeps ``pending`` as it is (the environment's final turn).
         """
-        if self.user is None:
-            raise MdlibError("step() called before reset(seed)")
-        if self.done:
-            raise MdlibError("step() called after the dialogue ended; call reset(seed)")
-        system = self.system_acts(action)
-        true = self.user.step(system)
+        if track:
+            if any(a.act == "new_search" for a in observed):
+                self.pending = []
+            for a in observed:
+                if a.act in ("request", "yn_question") and a.slot in self.domain.sys_slot_names \
+                        and a.slot not in self.pending:
+                    self.pending.append(a.slot)
+        self.user_acts, self.confidence = observed, confidence
+
+    def said(self, system: list[Act]) -> None:
+        """Count a system turn: ``turn``, the ``asked`` counters and ``last_system``."""
         self.turn += 1
         for a in system:
             if a.act in SLOT_ACTS and a.slot in self.asked:
                 self.asked[a.slot] += 1
-        # the user leaves (satisfied, giving up, or after the system's goodbye) or the turn cap ends it
-        done = self.user.done or self.turn >= self.max_turns
-        observed, conf = self._hear(true) if true else ([], self.confidence)
-        if not done:
-            self.belief.update(observed, conf, system)
-            self._track_requests(observed)
-        self.last_system, self.user_acts, self.confidence = system, observed, conf
-        self.done = done
-        self.success = bool(done and self.user.success)
-        reward = -self.turn_cost + (self.success_reward if self.success else 0.0)
-        self.history.append(Turn(system, true, observed, conf, reward))
-        return StepResult(reward, done, {"system": system, "user": true, "observed": observed,
-                                         "confidence": conf, "success": self.success, "turns": self.turn})
+        self.last_system = system
 
     # ------------------------------------------------------------------ actions
     def action_index(self, act: Act) -> int:
@@ -239,6 +210,92 @@ class DialogueEnv:
         self.pending = []
         return acts if len(acts) > 1 else acts + [Act("request_more")]
 
+
+class DialogueEnv(SystemState):
+    """One domain, one user population; a dialogue per episode (a :class:`SystemState` with a user).
+
+    Args:
+        domain: a domain name or :class:`Domain` (see :data:`mdlib.data.domains.DOMAINS`).
+        users: a population name or :class:`UserPopulation` (see :data:`mdlib.dm.population.POPULATIONS`).
+        success_reward: bonus for a successful dialogue.
+        turn_cost: cost of every system turn.
+        db_seed: the database seed (0, as in the corpora).
+
+    Attributes:
+        actions, belief, user_acts, confidence, pending, asked, turn, last_system, last_query:
+            the system side (see :class:`SystemState`); the environment updates the belief.
+        done, success: the episode's state.
+        history: the :class:`Turn` records of the episode (turn 0: greeting and opening).
+    """
+
+    def __init__(self, domain: str | Domain, users: str | UserPopulation = "clean", success_reward: float = 1.0,
+                 turn_cost: float = 0.05, db_seed: int = 0):
+        domain = get_domain(domain)
+        self.population = get_population(users)
+        super().__init__(domain, Database(domain, seed=db_seed))
+        self.complexity = self.population.complexity()
+        self.asr = AsrChannel(self.complexity, self.domain)
+        self.success_reward = float(success_reward)
+        self.turn_cost = float(turn_cost)
+        self.max_turns = max(1, self.complexity.max_turns // 2)
+        self._rng: random.Random | None = None
+        self.user: UserSimulator | None = None
+        self.done = True
+        self.success = False
+
+    # ------------------------------------------------------------------ episode
+    def reset(self, seed: int) -> "DialogueEnv":
+        """Start a dialogue: the system greets, the user opens. Returns ``self`` (the observation)."""
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise MdlibError(f"seed: expected a whole number, got {seed!r}")
+        self._rng = random.Random(f"dm/{self.domain.name}/{self.population.name}/{seed}")
+        self.user = UserSimulator(self.domain, self.db, self.complexity, self._rng)
+        self.belief.reset()
+        self.start()
+        self.done = False
+        self.success = False
+        opening = self.user.reset()
+        observed, conf = self._hear(opening)
+        self.belief.update(observed, conf, self.last_system)
+        self.observe(observed, conf)
+        self.history = [Turn(self.last_system, opening, observed, conf, 0.0)]
+        return self
+
+    def step(self, action: int | Act | list[Act]) -> StepResult:
+        """Play one system turn and the user's reply.
+
+        Args:
+            action: an index into :attr:`actions`, an :class:`Act` (a slot act without a
+                value confirms the belief's value; ``Act("inform")`` or ``Act("query")`` is
+                the query-and-answer action), or a list of acts used as they are.
+
+        Returns:
+            ``StepResult(reward, done, info)`` with ``info`` = ``{"system", "user", "observed",
+            "confidence", "success", "turns"}``.
+
+        Raises:
+            MdlibError: the episode is over or not started, or the action is not valid here.
+        """
+        if self.user is None:
+            raise MdlibError("step() called before reset(seed)")
+        if self.done:
+            raise MdlibError("step() called after the dialogue ended; call reset(seed)")
+        system = self.system_acts(action)
+        true = self.user.step(system)
+        self.said(system)
+        # the user leaves (satisfied, giving up, or after the system's goodbye) or the turn cap ends it
+        done = self.user.done or self.turn >= self.max_turns
+        observed, conf = self._hear(true) if true else ([], self.confidence)
+        if not done:
+            self.belief.update(observed, conf, system)
+        self.observe(observed, conf, track=not done)
+        self.done = done
+        self.success = bool(done and self.user.success)
+        reward = -self.turn_cost + (self.success_reward if self.success else 0.0)
+        self.history.append(Turn(system, true, observed, conf, reward))
+        return StepResult(reward, done, {"system": system, "user": true, "observed": observed,
+                                         "confidence": conf, "success": self.success, "turns": self.turn})
+
     # ------------------------------------------------------------------ user side
     def _hear(self, acts: list[Act]) -> tuple[list[Act], float]:
         """What the system recognises of the user's acts (self-corrections said as two informs)."""
@@ -250,14 +307,6 @@ class DialogueEnv:
                 said.append(Act("inform", a.slot, self._rng.choice(wrong)))
             said.append(a)
         return self.asr(said, self._rng)
-
-    def _track_requests(self, observed: list[Act]) -> None:
-        if any(a.act == "new_search" for a in observed):
-            self.pending = []
-        for a in observed:
-            if a.act in ("request", "yn_question") and a.slot in self.domain.sys_slot_names \
-                    and a.slot not in self.pending:
-                self.pending.append(a.slot)
 
     # ------------------------------------------------------------------ display
     def transcript(self, text: bool = False, seed: int = 0) -> list[str]:

@@ -1,6 +1,10 @@
 """``python -m mdlib chat``: talk to the dialogue system from a terminal or a pipe.
 
     printf 'hi\\nI want a comedy\\n' | python -m mdlib chat --domain movie
+    printf 'hi\\nI want a comedy\\n' | python -m mdlib chat --domain movie --policy result.policy.pt
+
+``--policy`` replaces the rule-based threshold policy by a policy trained with
+``python -m mdlib policy --out result.json`` (which writes ``result.policy.pt``).
 
 One reply line per input line (so piped output lines up with the input); at the end of
 input the chat exits with status 0. An empty or very long line, or bytes that are not
@@ -16,6 +20,7 @@ from pathlib import Path
 from typing import BinaryIO, TextIO
 
 from mdlib import paths
+from mdlib.data.domains import get_domain
 from mdlib.errors import MdlibError
 from mdlib.system.pipeline import MAX_INPUT_CHARS, DialogueSystem, NeuralGenerator, TemplateGenerator
 
@@ -29,14 +34,24 @@ def default_checkpoint() -> Path:
 
 
 def build_system(domain: str, checkpoint: str | None, templates: bool, seed: int = 0,
-                 err: TextIO | None = None) -> DialogueSystem:
+                 err: TextIO | None = None, policy: str | None = None) -> DialogueSystem:
     """The chat's :class:`DialogueSystem`.
 
     A named ``checkpoint`` that does not exist is an error saying how to make one. With
     no checkpoint named and none at :func:`default_checkpoint`, the chat says so on
     ``err`` and uses the template realiser (as ``--templates`` does explicitly).
+    ``policy``: a policy file (:func:`mdlib.dm.learned.load_policy`; its errors name the
+    file); ``None`` keeps the threshold policy.
     """
     err = err or sys.stderr
+    trained = None
+    if policy is not None:
+        from mdlib.dm.learned import load_policy
+
+        trained = load_policy(policy)
+        adapted = trained.config.get("domain")
+        if adapted not in (None, get_domain(domain).name):
+            print(f"note: the policy in {policy} was adapted to {adapted}; using it for {domain}", file=err)
     if templates:
         generator = TemplateGenerator(domain, seed)
     else:
@@ -50,7 +65,7 @@ def build_system(domain: str, checkpoint: str | None, templates: bool, seed: int
             print(f"note: no generator checkpoint at {path}; {HOW_TO_TRAIN}. "
                   "Using the template realiser for now.", file=err)
             generator = TemplateGenerator(domain, seed)
-    return DialogueSystem(domain, generator, db_seed=0)
+    return DialogueSystem(domain, generator, db_seed=0, policy=trained)
 
 
 def _lines(stream: BinaryIO):
@@ -108,12 +123,13 @@ def chat_loop(system: DialogueSystem, stdin: BinaryIO, out: TextIO, err: TextIO,
 
 
 def run_chat(domain: str = "movie", checkpoint: str | None = None, templates: bool = False, seed: int = 0,
-             show_acts: bool = False) -> int:
+             show_acts: bool = False, policy: str | None = None) -> int:
     """The ``chat`` command (stdin, stdout, stderr of the process)."""
-    system = build_system(domain, checkpoint, templates, seed)
+    system = build_system(domain, checkpoint, templates, seed, policy=policy)
     interactive = sys.stdin.isatty()
     if interactive:
         print(f"chatting about {system.domain.name} ({system.generator.kind} generator, "
-              f"{system.parser.kind} parser); /reset starts over, Ctrl-D ends.", file=sys.stderr)
+              f"{system.parser.kind} parser, {'learned' if policy else 'threshold'} policy); "
+              "/reset starts over, Ctrl-D ends.", file=sys.stderr)
     return chat_loop(system, sys.stdin.buffer, sys.stdout, sys.stderr, interactive=interactive,
                      show_acts=show_acts)

@@ -3,13 +3,17 @@
 :class:`DialogueSystem` puts the three parts of DESIGN.md section 1 behind one object::
 
     user text --parser--> acts, confidence --BeliefTracker--> belief
-              --ThresholdPolicy--> system acts --generator--> system text
+              --policy--> system acts --generator--> system text
 
 * parser: :class:`~mdlib.system.parser.LexiconParser` or a (meta-)adapted
   :class:`~mdlib.system.parser.LearnedParser`;
 * belief and policy: the data layer's :class:`~mdlib.data.simulator.BeliefTracker` and
-  the reference :class:`~mdlib.data.simulator.ThresholdPolicy` (which also queries the
-  database, so answers satisfy the believed constraints);
+  by default the reference :class:`~mdlib.data.simulator.ThresholdPolicy`, or a policy
+  trained by reinforcement learning (``policy=``: a
+  :class:`~mdlib.dm.learned.TrainedPolicy`, e.g. ``load_policy("R.policy.pt")``), acting
+  through :class:`~mdlib.dm.learned.LearnedPolicy` with the RL environment's features and
+  action-to-acts mapping. Both query the database, so answers satisfy the believed
+  constraints;
 * generator: a :class:`~mdlib.models.seq2seq.Seq2Seq` (its parameters pretrained,
   fine-tuned or meta-adapted), decoding the turn's system acts in context, or the
   template realiser :func:`mdlib.data.templates.realise` *only* when asked for
@@ -39,6 +43,7 @@ from mdlib.data.pairs import Pair
 from mdlib.data.simulator import BeliefTracker, ThresholdPolicy, UserSimulator
 from mdlib.data.templates import realise
 from mdlib.data.text import SYS, USR, detokenise, tokenise
+from mdlib.dm.learned import TrainedPolicy
 from mdlib.errors import MdlibError
 from mdlib.system.parser import LexiconParser, Parse, act_slot_f1
 
@@ -139,9 +144,12 @@ class DialogueSystem:
         generator: ``generator(context_turns, acts) -> text`` (a :class:`NeuralGenerator`
             or, explicitly, a :class:`TemplateGenerator`). Required: no silent fallback.
         db_seed: the database seed (the corpora use 0).
+        policy: ``None`` for the rule-based :class:`ThresholdPolicy`, or a
+            :class:`~mdlib.dm.learned.TrainedPolicy` (see :func:`mdlib.dm.learned.load_policy`).
     """
 
-    def __init__(self, domain: Domain | str, generator, parser=None, db_seed: int = 0):
+    def __init__(self, domain: Domain | str, generator, parser=None, db_seed: int = 0,
+                 policy: TrainedPolicy | None = None):
         if generator is None:
             raise MdlibError("DialogueSystem needs a generator: a NeuralGenerator (from a checkpoint of "
                              "`python -m mdlib train`) or, explicitly, TemplateGenerator(domain)")
@@ -150,7 +158,10 @@ class DialogueSystem:
         self.parser = parser or LexiconParser(self.domain)
         self.generator = generator
         self.belief = BeliefTracker(self.domain)
-        self.policy = ThresholdPolicy(self.domain, self.db)
+        if policy is not None and not isinstance(policy, TrainedPolicy):
+            raise MdlibError(f"policy: expected None (the threshold policy) or a TrainedPolicy "
+                             f"(mdlib.dm.learned.load_policy), got {type(policy).__name__}")
+        self.policy = ThresholdPolicy(self.domain, self.db) if policy is None else policy.bind(self.domain, self.db)
         self.history: list[TurnRecord] = []
         self.context: list[list[str]] = []
         self.last_acts: list[Act] = []
@@ -187,7 +198,7 @@ class DialogueSystem:
         """Like :meth:`respond` with the parse already made (batch evaluation)."""
         self.context.append([USR] + tokenise(user_text))
         self.belief.update(parse.acts, parse.confidence, self.last_acts)
-        acts = self.policy.act(self.belief, parse.acts)
+        acts = self.policy.act(self.belief, parse.acts, confidence=parse.confidence)
         text = self._say(acts)
         self.history.append(TurnRecord(user_text, parse, acts, text, self.belief.snapshot()))
         return text
