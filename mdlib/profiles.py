@@ -111,10 +111,10 @@ PROFILES: dict[str, Profile] = {
                      batch_size=32, patience=2, seeds=(0, 1, 2), k_list=(0, 1, 3, 9),
                      ft_steps=20, scratch_steps=40, max_len=30),
     # Sized so that `reproduce --profile paper --jobs 2` finishes well within 90 minutes on a
-    # 2-core laptop CPU (the committed run records its wall-clock time): the quick model, 3.75
-    # times its training data, 5 seeds, k up to 27 and 50 test dialogues per target. DAML's
+    # 2-core laptop CPU (the committed run records its wall-clock time): the quick model, 6
+    # times its training data, 5 seeds, k up to 27 and 100 test dialogues per target. DAML's
     # full protocol (900 training and 500 test dialogues, a larger model) needs a GPU or hours.
-    "paper": Profile(name="paper", emb=48, hidden=96, n_train=300, n_valid=50, n_test=50, epochs=8,
+    "paper": Profile(name="paper", emb=48, hidden=96, n_train=500, n_valid=60, n_test=100, epochs=8,
                      batch_size=32, patience=2, seeds=(0, 1, 2, 3, 4), k_list=(0, 1, 3, 9, 27),
                      ft_steps=20, scratch_steps=40, max_len=30),
 }

@@ -506,9 +506,11 @@ def render_results_table(summary: dict[str, Any], max_per_file: int = 6) -> str:
         lines.append(f"| `{name}` | {_fmt_duration(e.get('wall_s'))} | {e.get('status')} | "
                      f"{'<br>'.join(cells) or '-'} |")
     m = summary.get("machine", {})
+    jobs = summary.get("jobs", 1)
+    at_once = f", {jobs} notebooks at a time (`--jobs {jobs}`)" if jobs and jobs > 1 else ""
     lines += ["", f"Total wall-clock {_fmt_duration(summary.get('total_wall_s'))} on {m.get('cpu_count')} CPU "
-                  f"cores ({m.get('processor')}), Python {m.get('python')}, torch {m.get('torch')}, "
-                  f"device `{m.get('device')}`."]
+                  f"cores ({m.get('processor')}){at_once}, Python {m.get('python')}, torch {m.get('torch')}, "
+                  f"device `{m.get('device')}`; a notebook's wall-clock is its own run time."]
     return "\n".join(lines)
 
 

@@ -41,7 +41,8 @@ def test_render_shows_headline_intervals_time_and_status():
     assert "| `03_maml` | 2.1 min | ok | `maml`: bleu 0.5 [0.4, 0.6]; turns 7 |" in table
     assert "ignored" not in table  # a headline mapping limits what is shown
     assert "| `07_end` | 3 s | failed | - |" in table
-    assert "2 CPU cores" in table and "2.1 min" in table
+    assert "2 CPU cores" in table and "2.1 min" in table and "at a time" not in table
+    assert "2 notebooks at a time (`--jobs 2`)" in render_results_table(dict(_FAKE, jobs=2))
 
 
 def test_readme_block_is_replaced_and_stale_table_detected():
