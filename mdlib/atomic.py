@@ -1,4 +1,5 @@
-"""Files: atomic writes (a temporary file in the same folder, then a rename) and JSON reads.
+"""Files: atomic writes (a temporary file in the same folder, then a rename), JSON reads and
+reads of this package's own torch files.
 
 A crash or a bad input never leaves a half-written corpus, checkpoint or result.
 """
@@ -63,3 +64,29 @@ def read_json(path: str | os.PathLike, missing: str = "no such file"):
         raise MdlibError(f"{path}: {missing}") from None
     except json.JSONDecodeError as exc:
         raise MdlibError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})") from None
+
+
+def read_torch(path: str | os.PathLike, fmt: str, what: str, missing: str) -> dict:
+    """Load a ``torch.save``-d dict of ``{"format": fmt, ...}`` with ``weights_only=True``.
+
+    Args:
+        fmt: the expected value of the blob's ``"format"`` key.
+        what: what the file is, for messages ("checkpoint", "policy file").
+        missing: how to make one, said when the file does not exist.
+
+    Raises:
+        MdlibError: one line naming the file: missing, unreadable, or another format.
+    """
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise MdlibError(f"{path}: no such {what}; {missing}")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not ours"
+        raise MdlibError(f"{path}: not an mdlib {what} ({type(exc).__name__})") from None
+    found = blob.get("format") if isinstance(blob, dict) else None
+    if found != fmt:
+        raise MdlibError(f"{path}: not an mdlib {what} (expected format {fmt!r}, found {found!r})")
+    return blob

@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterator
 import torch
 
 from mdlib import paths
-from mdlib.atomic import atomic_path, write_text
+from mdlib.atomic import atomic_path, read_torch, write_text
 from mdlib.data.text import Vocab
 from mdlib.errors import MdlibError
 from mdlib.models.seq2seq import ModelConfig, Seq2Seq
@@ -90,14 +90,7 @@ def load_checkpoint(path: str | Path, *, vocab: Vocab | None = None, config: dic
     path = Path(path)
     if path.is_dir():
         path = path / CHECKPOINT_NAME
-    if not path.is_file():
-        raise MdlibError(f"{path}: no such checkpoint (train one with `python -m mdlib train --out DIR`)")
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not ours"
-        raise MdlibError(f"{path}: not an mdlib checkpoint ({type(exc).__name__})") from None
-    if not isinstance(blob, dict) or blob.get("format") != FORMAT:
-        raise MdlibError(f"{path}: not an mdlib checkpoint (expected format {FORMAT!r})")
+    blob = read_torch(path, FORMAT, "checkpoint", "train one with `python -m mdlib train --out DIR`")
     ck_vocab = Vocab(blob["vocab"])
     if vocab is not None and vocab != ck_vocab:
         first = next((i for i, (a, b) in enumerate(zip(vocab.itos, ck_vocab.itos)) if a != b),

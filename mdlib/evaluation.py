@@ -300,7 +300,8 @@ def adaptation_tasks(sources: Sequence[str], data: Data | None = None) -> list[s
     return sorted(t for t in data.get("train", {}) if t not in sources)
 
 
-def protocol_vocab(profile: Profile, sources: Sequence[str] = SOURCES, data: Data | None = None) -> Vocab:
+def protocol_vocab(profile: Profile, sources: Sequence[str] = SOURCES, data: Data | None = None,
+                   train_pairs: Sequence[Pair] | None = None) -> Vocab:
     """The generator's vocabulary: the source training pairs plus the *train* pools of the
     tasks it may be adapted to (never a test or validation split).
 
@@ -310,8 +311,11 @@ def protocol_vocab(profile: Profile, sources: Sequence[str] = SOURCES, data: Dat
     index but no training signal until it occurs in the k dialogues a method adapts on,
     so this gives no method information about the target beyond the word list itself,
     the same for every method (DAML's vocabulary also covers every domain).
+
+    ``train_pairs``: the source training pairs when the caller has them already
+    (default: :func:`source_pairs` of the ``train`` split).
     """
-    pairs = source_pairs(profile, sources, "train", data)
+    pairs = list(source_pairs(profile, sources, "train", data) if train_pairs is None else train_pairs)
     for task in adaptation_tasks(sources, data):
         pairs.extend(pairs_of(split_of(data, task, "train"), profile))
     return build_vocab(pairs, profile)
@@ -367,7 +371,7 @@ def pretrain(profile: Profile | str, seed: int, *, sources: Sequence[str] = SOUR
     def train_fn():
         tr = source_pairs(profile, sources, "train", data)
         va = source_pairs(profile, sources, "valid", data)
-        vocab = protocol_vocab(profile, sources, data)
+        vocab = protocol_vocab(profile, sources, data, train_pairs=tr)
         model = new_model(vocab, profile, seed, device)
         res = train(model, tr, vocab, valid_pairs=va, epochs=profile.epochs, batch_size=profile.batch_size,
                     lr=profile.lr, clip=profile.clip, patience=profile.patience, max_steps=profile.max_steps,

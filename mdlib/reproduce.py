@@ -353,8 +353,15 @@ def run_profile(profile: str, only: Sequence[str] | None = None, *, notebooks_di
     if jobs < 1:
         raise MdlibError(f"--jobs must be at least 1, got {jobs}")
     bar = tqdm(total=len(selected), desc=f"reproduce ({profile})", unit="notebook", disable=not progress)
-    before_m, before_f = _snapshot(results, "*.json"), _snapshot(figures, "*.png")
     jobs_args = [(nb, results / nb.name, params.get(nb.stem, {})) for nb in selected]
+
+    def snapshot() -> tuple[dict[str, float], dict[str, float]]:
+        return _snapshot(results, "*.json"), _snapshot(figures, "*.png")
+
+    def written_since(before: tuple[dict[str, float], dict[str, float]]) -> tuple[list[str], list[str]]:
+        """(metrics files, figures) written since the ``before`` snapshot."""
+        now = snapshot()
+        return [m for m in _changed(before[0], now[0]) if m != SUMMARY_NAME], _changed(before[1], now[1])
 
     def finished(run: NotebookRun) -> None:
         runs.append(run)
@@ -367,30 +374,28 @@ def run_profile(profile: str, only: Sequence[str] | None = None, *, notebooks_di
         if jobs == 1:  # one at a time: a notebook's files are exactly those that changed while it ran
             for nb, out, nb_params in jobs_args:
                 bar.set_postfix_str(nb.stem)
-                m0, f0 = _snapshot(results, "*.json"), _snapshot(figures, "*.png")
+                before = snapshot()
                 run = execute_one(nb, out, nb_params, cwd=nb_dir, timeout=timeout)
-                run.metrics_files = [m for m in _changed(m0, _snapshot(results, "*.json")) if m != SUMMARY_NAME]
-                run.figures = _changed(f0, _snapshot(figures, "*.png"))
+                run.metrics_files, run.figures = written_since(before)
                 finished(run)
-        else:
+        else:  # at the same time: files are attributed by the notebook's number prefix ("03_...")
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor, as_completed
 
+            before = snapshot()
             with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
                 futures = [pool.submit(execute_one, nb, out, nb_params, cwd=nb_dir, timeout=timeout)
                            for nb, out, nb_params in jobs_args]
                 for fut in as_completed(futures):
                     finished(fut.result())
+            new_m, new_f = written_since(before)
+            for run in runs:
+                prefix = run.name.split("_", 1)[0] + "_"
+                run.metrics_files = [m for m in new_m if Path(m).name.startswith(prefix)]
+                run.figures = [f for f in new_f if Path(f).name.startswith(prefix)]
     bar.close()
     total = time.perf_counter() - start
     runs.sort(key=lambda r: r.name)
-    if jobs > 1:  # at the same time: files are attributed by the notebook's number prefix ("03_...")
-        new_m = [m for m in _changed(before_m, _snapshot(results, "*.json")) if m != SUMMARY_NAME]
-        new_f = _changed(before_f, _snapshot(figures, "*.png"))
-        for run in runs:
-            prefix = run.name.split("_", 1)[0] + "_"
-            run.metrics_files = [m for m in new_m if Path(m).name.startswith(prefix)]
-            run.figures = [f for f in new_f if Path(f).name.startswith(prefix)]
 
     summary_path = results / SUMMARY_NAME
     previous: dict[str, Any] = {}

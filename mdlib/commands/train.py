@@ -170,7 +170,7 @@ def _train_reweight(args, profile, sources, data, device) -> list[dict]:
 
     rate = check_rate(args.corrupt)
     train_pairs = source_pairs(profile, sources, "train", data)
-    vocab = protocol_vocab(profile, sources, data)
+    vocab = protocol_vocab(profile, sources, data, train_pairs=train_pairs)
     model = new_model(vocab, profile, args.seed, device)
     train_pairs, flags = corrupt_pairs(train_pairs, rate, args.seed)
     clean = source_pairs(profile.replace(n_valid=min(profile.n_valid, 5)), sources, "valid", data)

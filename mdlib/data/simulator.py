@@ -306,6 +306,21 @@ class BeliefTracker:
         return {s: v["value"] for s, v in self.slots.items()}
 
 
+def track_requests(pending: list[str], user_acts: list[Act], sys_slots) -> list[str]:
+    """The system slots the user asked about and has not been told, after a user turn.
+
+    A ``new_search`` starts a new list; every ``request`` / ``yn_question`` of a system slot
+    not yet pending is appended (in place otherwise). Shared by :class:`ThresholdPolicy`
+    and the RL environment's system side (:class:`mdlib.dm.env.SystemState`).
+    """
+    if any(a.act == "new_search" for a in user_acts):
+        pending = []
+    for a in user_acts:
+        if a.act in ("request", "yn_question") and a.slot in sys_slots and a.slot not in pending:
+            pending.append(a.slot)
+    return pending
+
+
 class ThresholdPolicy:
     """The reference system policy of SimDial.
 
@@ -346,12 +361,7 @@ class ThresholdPolicy:
         names = {a.act for a in user_acts}
         if "goodbye" in names:
             return [Act("goodbye")]
-        if "new_search" in names:
-            self.pending = []
-        sys_slots = self.domain.sys_slot_names
-        for a in user_acts:
-            if a.act in ("request", "yn_question") and a.slot in sys_slots and a.slot not in self.pending:
-                self.pending.append(a.slot)
+        self.pending = track_requests(self.pending, user_acts, self.domain.sys_slot_names)
         out: list[Act] = []
         for s in self.domain.usr_slot_names:
             st = belief.slots[s]

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 
 from mdlib.data.acts import SYSTEM_ACTS, Act
 from mdlib.data.domains import Database, Domain, get_domain
-from mdlib.data.simulator import AsrChannel, BeliefTracker, UserSimulator
+from mdlib.data.simulator import AsrChannel, BeliefTracker, UserSimulator, track_requests
 from mdlib.dm.population import UserPopulation, get_population
 from mdlib.errors import MdlibError
 
@@ -128,12 +128,7 @@ class SystemState:
         ``track=False`` keeps ``pending`` as it is (the environment's final turn).
         """
         if track:
-            if any(a.act == "new_search" for a in observed):
-                self.pending = []
-            for a in observed:
-                if a.act in ("request", "yn_question") and a.slot in self.domain.sys_slot_names \
-                        and a.slot not in self.pending:
-                    self.pending.append(a.slot)
+            self.pending = track_requests(self.pending, observed, self.domain.sys_slot_names)
         self.user_acts, self.confidence = observed, confidence
 
     def said(self, system: list[Act]) -> None:

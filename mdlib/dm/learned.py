@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from mdlib.atomic import atomic_path
+from mdlib.atomic import atomic_path, read_torch
 from mdlib.data.acts import Act
 from mdlib.data.domains import Database, Domain
 from mdlib.data.simulator import BeliefTracker
@@ -147,15 +147,7 @@ def load_policy(path: str | Path) -> TrainedPolicy:
     from mdlib.dm.rl import make_policy
 
     path = Path(path)
-    if not path.is_file():
-        raise MdlibError(f"{path}: no such policy file; {HOW_TO_MAKE}")
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not ours"
-        raise MdlibError(f"{path}: not an mdlib policy file ({type(exc).__name__})") from None
-    found = blob.get("format") if isinstance(blob, dict) else None
-    if found != FORMAT:
-        raise MdlibError(f"{path}: not an mdlib policy file (expected format {FORMAT!r}, found {found!r})")
+    blob = read_torch(path, FORMAT, "policy file", HOW_TO_MAKE)
     config, params = blob.get("config"), blob.get("params")
     hidden = config.get("hidden") if isinstance(config, dict) else None
     if not isinstance(hidden, int) or hidden < 1:
