@@ -1,7 +1,8 @@
 """The one place notebooks and commands write results through.
 
-Metrics go to ``results/<name>.json`` and figures to ``figures/<name>.png`` (folders
-from :mod:`mdlib.paths`, redirected by ``python -m mdlib reproduce``). Reading numbers
+Metrics go to ``<results>/<name>.json`` and figures to ``<figures>/<name>.png``, in the
+folders :mod:`mdlib.paths` names: ``results/local/`` (git-ignored) for an interactive or
+test run, a profile's folder for ``python -m mdlib reproduce``. Reading numbers
 back is plain JSON: no scrapbook needed.
 """
 

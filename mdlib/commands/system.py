@@ -13,7 +13,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "reproduce",
         help="execute the notebooks with papermill under a profile (smoke, quick, paper)",
         description="Execute the notebooks with papermill and the parameters of "
-        "notebooks/profiles/<profile>.yaml into results/<profile>/ (figures into figures/), "
+        "notebooks/profiles/<profile>.yaml into results/<profile>/ (figures: the committed figures/ for "
+        "--profile paper, results/<profile>/figures/ otherwise), "
         "collect every metric into results/<profile>/summary.json and print a summary table. "
         "A failing notebook is reported with its cell and does not stop the others.",
     )
