@@ -53,12 +53,14 @@ def save_figure(fig, name: str, dpi: int = 110) -> Path:
     return path
 
 
-def interval(values) -> dict[str, float]:
-    """``{"mean", "low", "high"}``: the mean and 95% t-interval of ``values`` (e.g. over seeds)."""
-    from mdlib.stats import mean_ci
+def interval(values, bounds: tuple[float, float] | None = None) -> dict[str, float]:
+    """``{"mean", "low", "high"}`` over ``values`` (e.g. seeds): the 95% t-interval, or for a
+    metric with ``bounds`` (see :data:`mdlib.stats.BOUNDS`) the percentile bootstrap, which
+    stays inside them (:func:`mdlib.stats.interval`)."""
+    from mdlib.stats import interval as _interval
 
-    mean, low, high = mean_ci([float(v) for v in values])
-    return {"mean": mean, "low": low, "high": high}
+    iv = _interval([float(v) for v in values], bounds)
+    return {"mean": iv["mean"], "low": iv["low"], "high": iv["high"]}
 
 
 def add_headline(name: str, headline: dict[str, Any]) -> Path:

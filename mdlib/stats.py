@@ -46,3 +46,69 @@ def bootstrap_ci(values: Sequence[float], n_boot: int = 2000, seed: int = 0) -> 
     rng = np.random.default_rng(seed)
     means = x[rng.integers(0, x.size, size=(n_boot, x.size))].mean(axis=1)
     return (float(x.mean()), float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5)))
+
+
+#: Metrics whose values lie in a closed range: their intervals use the percentile
+#: bootstrap, which never leaves the range (a t-interval on 5 seeds of a success rate
+#: near 1 can reach past 1). Everything else gets the t-interval.
+BOUNDS: dict[str, tuple[float, float]] = {
+    "success": (0.0, 1.0), "success_rate": (0.0, 1.0), "entity_f1": (0.0, 1.0), "act_f1": (0.0, 1.0),
+    "success_f1": (0.0, 1.0), "slot_f1": (0.0, 1.0), "parser_slot_f1": (0.0, 1.0),
+    "persona_accuracy": (0.0, 1.0), "slot_error_rate": (0.0, 1.0), "bleu": (0.0, 100.0),
+    "distinct_1": (0.0, 1.0), "distinct_2": (0.0, 1.0),
+}
+
+
+def interval(values: Sequence[float], bounds: tuple[float, float] | None = None,
+             seed: int = 0) -> dict[str, float]:
+    """``{"mean", "low", "high", "n", "method"}``: the one interval the tables and figures use.
+
+    Args:
+        values: one number per seed (``None`` entries are dropped).
+        bounds: ``(lowest, highest)`` value the metric can take, or None. A bounded metric
+            gets a seeded percentile bootstrap (inside the bounds by construction), an
+            unbounded one a 95% Student-t interval.
+        seed: the bootstrap's seed (intervals are reproducible).
+    """
+    x = [float(v) for v in values if v is not None]
+    if bounds is None:
+        mean, low, high = mean_ci(x)
+        method = "t"
+    else:
+        lo_b, hi_b = bounds
+        if any(v < lo_b - 1e-9 or v > hi_b + 1e-9 for v in x):
+            raise ValueError(f"interval: a value lies outside the metric's bounds {bounds}: {x}")
+        mean, low, high = bootstrap_ci(x, seed=seed) if len(x) > 1 else (mean_ci(x))
+        method = "bootstrap"
+    return {"mean": mean, "low": low, "high": high, "n": len(x), "method": method}
+
+
+def paired_difference(a: dict, b: dict, bounds: tuple[float, float] | None = None,
+                      seed: int = 0) -> dict:
+    """The per-seed difference ``a - b`` of one metric, with :func:`interval`.
+
+    Pairing is by key (a seed, or (seed, target)), never by position, so a dropped seed
+    is an error instead of a silent mismatch.
+
+    Args:
+        a, b: ``{key: value}`` for the method and its baseline, with the same keys.
+        bounds: the metric's bounds; the difference then lies in
+            ``(lo - hi, hi - lo)`` and gets the bootstrap.
+
+    Returns:
+        :func:`interval`'s dict plus ``"diffs"`` (``{key: a - b}``), and ``"wins"``: how
+        many keys have ``a > b``.
+
+    Raises:
+        ValueError: ``a`` and ``b`` have different keys.
+    """
+    if set(a) != set(b):
+        raise ValueError(f"paired_difference: the two methods were run on different seeds: "
+                         f"only in the first {sorted(set(a) - set(b), key=str)}, "
+                         f"only in the second {sorted(set(b) - set(a), key=str)}")
+    keys = sorted(a, key=str)
+    diffs = {k: float(a[k]) - float(b[k]) for k in keys}
+    diff_bounds = None if bounds is None else (bounds[0] - bounds[1], bounds[1] - bounds[0])
+    out = interval(list(diffs.values()), diff_bounds, seed=seed)
+    out.update(diffs={str(k): d for k, d in diffs.items()}, wins=sum(d > 0 for d in diffs.values()))
+    return out
