@@ -176,7 +176,8 @@ def persona_dialogue(persona: Persona, dialogue_seed: int, spec: str = "mix") ->
 
     Returns:
         ``{"id": "persona-17-d00003", "domain": "persona-17", "turns", "meta"}``; ``meta`` adds
-        ``persona, persona_seed, source_domain, dialogue_seed`` to the simulator's fields.
+        ``persona, persona_seed, source_domain, dialogue_seed`` to the simulator's fields
+        (and :meth:`PersonaSplits.dialogues` adds ``part``: pool, valid or test).
     """
     domain = SOURCES[dialogue_seed % len(SOURCES)]
     rng = random.Random(f"persona/{persona.seed}/{spec}/{dialogue_seed}")
@@ -254,7 +255,7 @@ class PersonaSplits:
         if part not in allowed:
             raise MdlibError(f"{name} is a {_ROLE_WORDS[role]} persona: its dialogues are "
                              f"{' and '.join(allowed)}, not {part!r}")
-        return _dialogues(persona_seed(name), DIALOGUE_BASES[part], n, self.spec)
+        return _dialogues(persona_seed(name), part, n, self.spec)
 
     def data(self) -> dict[str, dict[str, list[dict]]]:
         """The layout :mod:`mdlib.evaluation` reads (``data=``): ``{"train": {persona: pool}
@@ -277,14 +278,17 @@ def _span(seeds: range) -> str:
 
 
 @lru_cache(maxsize=4096)
-def _dialogues_cached(seed: int, base: int, n: int, spec: str) -> tuple[dict, ...]:
+def _dialogues_cached(seed: int, part: str, n: int, spec: str) -> tuple[dict, ...]:
     persona = make_persona(seed)
-    return tuple(persona_dialogue(persona, base + i, spec) for i in range(n))
+    out = tuple(persona_dialogue(persona, DIALOGUE_BASES[part] + i, spec) for i in range(n))
+    for rec in out:
+        rec["meta"]["part"] = part
+    return out
 
 
-def _dialogues(seed: int, base: int, n: int, spec: str) -> list[dict]:
+def _dialogues(seed: int, part: str, n: int, spec: str) -> list[dict]:
     # Fresh dicts per call (callers may modify them), generated once.
-    return copy.deepcopy(list(_dialogues_cached(seed, base, n, spec)))
+    return copy.deepcopy(list(_dialogues_cached(seed, part, n, spec)))
 
 
 DEFAULT_SPLITS = PersonaSplits()
