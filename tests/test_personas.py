@@ -254,3 +254,18 @@ def test_cli_stats_and_out(tmp_path, capsys):
 def test_cli_bad_input(capsys, args, message):
     rc, out, err = _run(["data", *args], capsys)
     assert rc == 1 and out == "" and err.startswith(message) and err.count("\n") == 1
+
+
+def test_docs_statistics_are_the_commands_output():
+    """docs/personas.md quotes `python -m mdlib data --protocol personas --stats`."""
+    from mdlib import paths
+    from mdlib.data.personas import family_stats
+
+    doc = (paths.ROOT / "docs" / "personas.md").read_text()
+    s = family_stats()
+    assert f"| share of keys whose frame follows the factors | {s['factor_share']:.3f} |" in doc
+    assert f"| distinct phrasing tables | {s['distinct_tables']} |" in doc
+    assert f"| {s['blind_acc']:.3f} (1/pool = {s['chance']:.3f}) |" in doc
+    assert f"| {s['dialogues']['system_turns_per_dialogue']:.2f} |" in doc
+    for k, row in s["oracle"].items():
+        assert f"| {k} | {row['seen']:.3f} | {row['prior']:.3f} | {row['factors']:.3f} |" in doc, k

@@ -257,6 +257,11 @@ class PersonaSplits:
                              f"{' and '.join(allowed)}, not {part!r}")
         return _dialogues(persona_seed(name), part, n, self.spec)
 
+    def tasks(self, role: str = "train") -> dict[str, list[dict]]:
+        """``{persona: its pool}`` for the personas of ``role``: the meta-training tasks of
+        :class:`mdlib.data.splits.EpisodeSampler` (support and query drawn from the pool)."""
+        return {name: self.dialogues(name, "pool") for name in self.names(role)}
+
     def data(self) -> dict[str, dict[str, list[dict]]]:
         """The layout :mod:`mdlib.evaluation` reads (``data=``): ``{"train": {persona: pool}
         for every persona, "valid": {meta-training persona: its valid dialogues},

@@ -163,6 +163,8 @@ POOLS: dict[str, tuple[str, ...]] = {
     ),
 }
 
+#: Acts without a slot: one pool each.
+FIXED_ACTS = ("greet", "query", "no_result", "request_more", "goodbye")
 #: Acts whose pool is shared by every slot (the frame name the slot through ``{n}``); the
 #: persona still chooses a frame per (act, slot).
 SLOT_GENERIC = ("request", "explicit_confirm", "implicit_confirm")
@@ -187,7 +189,7 @@ THINGS: dict[str, tuple[str, str, str]] = {
 #: Every (act, slot) key a persona phrases: the fixed acts, the slot-generic acts for every
 #: user slot and the informs of the system slots.
 KEYS: tuple[str, ...] = tuple(
-    [k for k in POOLS if ":" not in k and k not in SLOT_GENERIC]
+    list(FIXED_ACTS)
     + [f"{a}:{s}" for a in SLOT_GENERIC for s in USER_SLOTS]
     + [k for k in POOLS if k.startswith("inform:")])
 
@@ -199,8 +201,7 @@ def act_key(act: Act) -> str:
         MdlibError: for an act the persona family has no pool for (an act or slot of a
             domain outside bus, restaurant and weather).
     """
-    key = act.act if act.slot is None or act.act in ("greet", "query", "no_result", "request_more",
-                                                     "goodbye") else f"{act.act}:{act.slot}"
+    key = act.act if act.act in FIXED_ACTS else f"{act.act}:{act.slot}"
     if key not in KEYS:
         raise MdlibError(f"persona phrasings: no pool for act {act} (key {key!r}); the persona "
                          f"family covers the source domains bus, restaurant and weather")
