@@ -17,9 +17,10 @@ Most choices follow from four persona-wide factors, drawn uniformly from the see
 
 The documented per-key randomness: with probability :data:`FRAME_NOISE` a key's frame is
 drawn uniformly from its pool instead. So a few turns reveal how the persona phrases keys
-it has not shown yet (about 79% of keys follow the factors), but not all of them; and
-since every factor and the noise are uniform, every frame of a pool is equally likely
-over personas, so a persona-blind output scores about 1/6 in persona accuracy.
+it has not shown yet (a share ``1 - FRAME_NOISE * 5/6`` of the keys follow the factors),
+but not all of them; and since every factor and the noise are uniform, every frame of a
+pool is equally likely over personas, so a persona-blind output scores about 1/6 in
+persona accuracy.
 
 Dialogues: the simulator's act-level dialogues (:func:`mdlib.data.generator.generate_dialogue`)
 in the source domains, whose system turns the persona says again; dialogue ``d`` of persona
@@ -70,7 +71,7 @@ _NAME = re.compile(r"persona-(\d+)")
 
 @dataclass(frozen=True, eq=True)
 class Persona:
-    """One system persona (build it with :func:`get_persona`).
+    """One system persona (build it with :func:`make_persona`).
 
     Attributes:
         seed: the persona seed.
@@ -243,8 +244,8 @@ class PersonaSplits:
         for role in SEED_BASES:
             if seed in self.seeds(role):
                 return role
-        raise MdlibError(f"unknown persona {name!r}: in no split (meta-training persona-0.."
-                         f"persona-{self.n_train - 1}, validation {_span(self.seeds('valid'))}, "
+        raise MdlibError(f"unknown persona {name!r}: in no split (meta-training "
+                         f"{_span(self.seeds('train'))}, validation {_span(self.seeds('valid'))}, "
                          f"test {_span(self.seeds('test'))})")
 
     def dialogues(self, name: str, part: str) -> list[dict]:
