@@ -6,7 +6,8 @@
   against those in the references, with the value lists of :mod:`mdlib.data.domains`
   (or of a user corpus's acts); ``None`` when no lexicon is known;
 * :func:`act_f1`: micro F1 of (act, slot) labels;
-* :func:`distinct_n`: distinct-1/2, the share of unique n-grams among all generated n-grams.
+* :func:`distinct_n`: distinct-1/2, the share of unique n-grams among all generated n-grams;
+* :func:`slot_error_rate` and :func:`persona_accuracy`: the persona family (docs/personas.md).
 
 Intervals over seeds: :func:`mdlib.stats.mean_ci`.
 """
@@ -139,3 +140,73 @@ def distinct_n(hypotheses: Sequence[Sequence[str]], n: int) -> float:
     for h in hypotheses:
         grams.extend(tuple(h[i:i + n]) for i in range(len(h) - n + 1))
     return len(set(grams)) / len(grams) if grams else math.nan
+
+
+def _value_key(value: str) -> str:
+    from mdlib.data.text import tokenise
+
+    return " ".join(tokenise(value))
+
+
+def slot_error_rate(hypotheses: Sequence, acts: Sequence[Iterable], lexicon: Lexicon) -> float | None:
+    """Slot error rate: (missing + wrong values) / values in the acts, over all responses.
+
+    A value of a turn's acts is *missing* when the response does not say it; a value the
+    response says (any value of ``lexicon``) that is not in the turn's acts is *wrong*
+    (counted as multisets, so a repeated value must be said as often). The act-to-text
+    measure of Wen et al. (2015), ERR = (p + q) / N. Used by the persona family
+    (docs/personas.md).
+
+    Args:
+        hypotheses: generated responses (token lists or strings), one per turn.
+        acts: each turn's acts (:class:`~mdlib.data.acts.Act` or dicts); ``value=None`` (a
+            don't-care) carries no value.
+        lexicon: ``value tokens -> slot`` of every value that may occur
+            (:func:`lexicon_from_domains`).
+
+    Returns:
+        The rate (0 = every value said, nothing else); ``None`` when the acts have no values.
+    """
+    from mdlib.data.text import tokenise
+
+    if len(hypotheses) != len(acts):
+        raise ValueError(f"{len(hypotheses)} hypotheses but {len(acts)} act lists")
+    errors = total = 0
+    for hyp, turn_acts in zip(hypotheses, acts):
+        tokens = tokenise(hyp) if isinstance(hyp, str) else list(hyp)
+        gold = Counter(_value_key(a["value"] if isinstance(a, Mapping) else a.value)
+                       for a in turn_acts
+                       if (a.get("value") if isinstance(a, Mapping) else a.value) is not None)
+        said = Counter(extract_entities(tokens, lexicon))
+        errors += sum((gold - said).values()) + sum((said - gold).values())
+        total += sum(gold.values())
+    return errors / total if total else None
+
+
+def persona_accuracy(hypotheses: Sequence, acts: Sequence[Iterable], tables: Sequence[Mapping[str, int]]) -> float | None:
+    """Persona accuracy: the share of (turn, act) units said in the target persona's frame.
+
+    Each response is read by :func:`mdlib.data.phrasings.recognise` (value, nouns and thing
+    words delexicalised, then every frame of the act's pool looked for); a unit counts when
+    exactly the persona's frame is found. A model that ignores the persona scores about
+    1 / pool size (docs/personas.md).
+
+    Args:
+        hypotheses: generated responses (token lists or strings), one per turn.
+        acts: each turn's acts (the generator's input).
+        tables: each turn's target persona table ``{act key: frame index}``
+            (:attr:`mdlib.data.personas.Persona.table`).
+
+    Returns:
+        The share in [0, 1]; ``None`` when there are no acts.
+    """
+    from mdlib.data.phrasings import recognise
+
+    if not len(hypotheses) == len(acts) == len(tables):
+        raise ValueError(f"{len(hypotheses)} hypotheses, {len(acts)} act lists, {len(tables)} tables")
+    hits = units = 0
+    for hyp, turn_acts, table in zip(hypotheses, acts, tables):
+        for key, found in recognise(hyp, turn_acts).items():
+            units += 1
+            hits += found == {table[key]}
+    return hits / units if units else None

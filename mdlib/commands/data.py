@@ -6,6 +6,8 @@ Examples::
     python -m mdlib validate movie_bus.jsonl
     python -m mdlib convert --from simdial simdial_output.json --out converted.jsonl
     python -m mdlib data            # generate + verify the six protocol corpora
+    python -m mdlib data --protocol personas --list     # the held-out personas
+    python -m mdlib data --protocol personas --stats    # the numbers of docs/personas.md
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import argparse
 import collections
 from pathlib import Path
 
-from mdlib.commands._common import positive_int
+from mdlib.commands._common import check_protocol, positive_int
 from mdlib.errors import MdlibError
 
 
@@ -66,6 +68,17 @@ def cmd_convert(args) -> int:
 def cmd_data(args) -> int:
     from mdlib.data.splits import SPLITS, ensure_corpora, load_manifest, update_manifest
 
+    if check_protocol(args.protocol) == "personas":
+        return _personas(args)
+    if args.stats or args.out:
+        raise MdlibError(f"{'--stats' if args.stats else '--out'} is for --protocol personas; "
+                         f"`python -m mdlib data` generates and verifies the domain corpora")
+    if args.list:
+        from mdlib.data.domains import SOURCES, TARGETS
+
+        print(f"held-out target domains (adapt --target NAME): {', '.join(TARGETS)}; "
+              f"meta-training domains: {', '.join(SOURCES)}")
+        return 0
     if args.update_manifest:
         path = update_manifest(progress=args.progress)
         print(f"regenerated the protocol corpora and rewrote {path}")
@@ -77,6 +90,57 @@ def cmd_data(args) -> int:
               f"sha256 {e['sha256'][:12]}")
     print("splits: " + ", ".join(f"{k} {hi - lo}" for k, (lo, hi) in SPLITS.items()))
     return 0
+
+
+def _personas(args) -> int:
+    from mdlib.data.personas import (DEFAULT_SPLITS, family_stats, held_out_personas, make_persona,
+                                     persona_seed)
+
+    if args.update_manifest:
+        raise MdlibError("--update-manifest is for --protocol domains; persona dialogues are "
+                         "generated on the fly, deterministic per (persona seed, dialogue seed)")
+    splits = DEFAULT_SPLITS
+    if args.stats:
+        _print_stats(family_stats(splits))
+    if args.out:
+        from mdlib.data.corpus import save_corpus
+
+        out = _check_out(args.out)
+        records = [d for role in ("train", "valid", "test") for name in splits.names(role)
+                   for part in (("pool", "valid") if role == "train" else ("pool", "test"))
+                   for d in splits.dialogues(name, part)]
+        save_corpus(records, out)
+        print(f"wrote {out}: {len(records)} dialogues of {splits.n_train + splits.n_valid + splits.n_test} "
+              f"personas (meta.part: pool, valid or test)")
+    if args.list or not (args.stats or args.out):
+        roles = {r: splits.seeds(r) for r in ("train", "valid", "test")}
+        print(f"persona protocol: {len(roles['train'])} meta-training personas "
+              f"(persona-{roles['train'].start}..persona-{roles['train'].stop - 1}), "
+              f"{len(roles['valid'])} validation personas "
+              f"(persona-{roles['valid'].start}..persona-{roles['valid'].stop - 1}; step sizes, early stopping), "
+              f"{len(roles['test'])} held-out test personas; {splits.pool} support dialogues per persona, "
+              f"{splits.test_dialogues} test dialogues per held-out persona")
+        print("held-out personas (adapt --protocol personas --target NAME):")
+        for name in held_out_personas(splits):
+            print("  " + make_persona(persona_seed(name)).describe())
+    return 0
+
+
+def _print_stats(s: dict) -> None:
+    p, d = s["personas"], s["dialogues"]
+    print(f"personas: {p['train']} meta-training, {p['valid']} validation, {p['test']} test; "
+          f"{s['distinct_tables']} distinct phrasing tables")
+    print(f"keys (act, slot): {s['keys']}; frames per pool: {s['pool_size']}; frame noise: {s['frame_noise']}")
+    print(f"dialogues per persona: pool {d['pool']}, valid {d['valid']} (meta-training personas), "
+          f"test {d['test']} (validation and test personas); "
+          f"{d['system_turns_per_dialogue']:.2f} system turns per dialogue")
+    print(f"share of keys whose frame follows the factors: {s['factor_share']:.3f}")
+    print(f"persona accuracy, persona-blind output (turns of other personas): {s['blind_acc']:.3f} "
+          f"(1/pool = {s['chance']:.3f})")
+    print("oracle ceiling on the test personas (mean over personas and k-shot draws):")
+    print("  k   units seen   guess=prior   guess=factors")
+    for k, row in s["oracle"].items():
+        print(f"  {k:<3d} {row['seen']:10.3f}   {row['prior']:11.3f}   {row['factors']:13.3f}")
 
 
 def register(subparsers) -> None:
@@ -110,9 +174,18 @@ def register(subparsers) -> None:
     p.set_defaults(func=cmd_convert)
 
     p = subparsers.add_parser(
-        "data", help="generate and verify the six protocol corpora",
-        description="Generate data/corpora/*.jsonl (1500 mix dialogues per domain) if missing "
-        "and verify every file against data/manifest.json (SHA-256).")
+        "data", help="generate and verify the six protocol corpora; list the persona family",
+        description="--protocol domains (default): generate data/corpora/*.jsonl (1500 mix "
+        "dialogues per domain) if missing and verify every file against data/manifest.json "
+        "(SHA-256). --protocol personas: the persona task family (docs/personas.md): list the "
+        "held-out personas, print its statistics or write its dialogues.")
+    p.add_argument("--protocol", default="domains", help="domains (default) or personas")
+    p.add_argument("--list", action="store_true",
+                   help="print the held-out tasks (target domains, or test personas)")
+    p.add_argument("--stats", action="store_true",
+                   help="personas: print the family's statistics (blind score, oracle ceiling over k)")
+    p.add_argument("--out", metavar="FILE.jsonl",
+                   help="personas: write every persona dialogue (pool, valid, test) to one corpus file")
     p.add_argument("--update-manifest", action="store_true",
                    help="regenerate the corpora and rewrite data/manifest.json (after a deliberate generator change)")
     p.add_argument("--progress", action="store_true", help="show a progress bar")
