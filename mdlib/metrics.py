@@ -6,6 +6,8 @@
   against those in the references, with the value lists of :mod:`mdlib.data.domains`
   (or of a user corpus's acts); ``None`` when no lexicon is known;
 * :func:`act_f1`: micro F1 of (act, slot) labels;
+* :func:`slot_errors`: the slot error of one response (values of its acts missing from
+  its text, and values in its text that its acts do not have);
 * :func:`distinct_n`: distinct-1/2, the share of unique n-grams among all generated n-grams.
 
 Intervals over seeds: :func:`mdlib.stats.mean_ci`.
@@ -131,6 +133,21 @@ def act_f1(predicted: Sequence[Iterable], reference: Sequence[Iterable]) -> floa
     if len(predicted) != len(reference):
         raise ValueError(f"{len(predicted)} predictions but {len(reference)} references")
     return _micro_f1((Counter(set(p)) for p in predicted), (Counter(set(r)) for r in reference))
+
+
+def slot_errors(values: Iterable[str], tokens: Sequence[str], lexicon: Lexicon) -> tuple[int, int]:
+    """``(errors, n)`` of one response: ``n`` slot values its acts carry, ``errors`` the
+    values missing from its ``tokens`` plus the values its tokens mention that the acts do
+    not carry (a wrong value counts as one of each). Slot error rate = sum of errors /
+    sum of ``n`` over the responses (it can exceed 1). Values the lexicon leaves out
+    (:data:`AMBIGUOUS_VALUES`, such as the director "A") cannot be told from ordinary words
+    and are not counted."""
+    from mdlib.data.text import tokenise
+
+    gold = Counter(k for k in (tuple(tokenise(v)) for v in values) if k in lexicon)
+    gold = Counter({" ".join(k): c for k, c in gold.items()})
+    said = Counter(extract_entities(tokens, lexicon))
+    return sum((gold - said).values()) + sum((said - gold).values()), sum(gold.values())
 
 
 def distinct_n(hypotheses: Sequence[Sequence[str]], n: int) -> float:

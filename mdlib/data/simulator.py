@@ -125,6 +125,18 @@ class UserSimulator:
             for goal, ans in zip(self.goals, self.answers)
         )
 
+    def not_understood(self) -> list[Act]:
+        """A turn in which the user understood nothing it could act on (it asks the system to
+        repeat, :class:`mdlib.system.listener.ListeningUser`): the turn counts against its
+        patience; ``[Act("goodbye")]`` when that runs out, else ``[]``."""
+        if self.done:
+            return []
+        self.turns += 1
+        if self.turns > self.complexity.patience:
+            self._finish(gave_up=True)
+            return [Act("goodbye")]
+        return []
+
     def step(self, system_acts: list[Act]) -> list[Act]:
         """The user's (true) acts in reply to ``system_acts``.
 
