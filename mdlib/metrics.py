@@ -1,7 +1,8 @@
 """Dialogue-quality metrics (a leaf: anything may import it). DESIGN 7; notebook 02.
 
 * :func:`perplexity` from summed token NLL;
-* :func:`corpus_bleu`: sacrebleu's corpus BLEU (0-100) on detokenised text;
+* :func:`corpus_bleu`: sacrebleu's corpus BLEU (0-100) on detokenised text (and from
+  summed per-response statistics, :func:`bleu_statistics`, for bootstrap intervals);
 * :func:`entity_f1`: micro F1 of the slot values mentioned in the generated responses
   against those in the references, with the value lists of :mod:`mdlib.data.domains`
   (or of a user corpus's acts); ``None`` when no lexicon is known;
@@ -47,6 +48,28 @@ def corpus_bleu(hypotheses: Sequence[str], references: Sequence[str]) -> float:
     if not hypotheses:
         return math.nan
     return float(sacrebleu.corpus_bleu(list(hypotheses), [list(references)]).score)
+
+
+def bleu_statistics(hypotheses: Sequence[str], references: Sequence[str]) -> list[list[int]]:
+    """Per response, sacrebleu's sufficient statistics (hypothesis and reference lengths,
+    matching and total n-grams); :func:`bleu_from_statistics` of their sum is the
+    :func:`corpus_bleu` of the responses. Why: a bootstrap over dialogues then sums
+    counts instead of re-tokenising every resample."""
+    from sacrebleu.metrics import BLEU
+
+    if len(hypotheses) != len(references):
+        raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} references")
+    return [list(map(int, s)) for s in BLEU()._extract_corpus_statistics(list(hypotheses), [list(references)])]
+
+
+def bleu_from_statistics(stats: Sequence[Sequence[int]]) -> float:
+    """Corpus BLEU (0-100) from summed :func:`bleu_statistics` (``nan`` with none)."""
+    from sacrebleu.metrics import BLEU
+
+    if not stats:
+        return math.nan
+    total = [sum(col) for col in zip(*stats)]
+    return float(BLEU()._compute_score_from_stats(total).score)
 
 
 def lexicon_from_domains(names: Iterable[str]) -> Lexicon:

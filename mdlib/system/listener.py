@@ -74,7 +74,8 @@ WH_SLOTS: dict[str, frozenset[str]] = {
     "when": frozenset({"datetime", "years"}),
 }
 WH_WORDS = frozenset({"which", "what", "where", "when", "how", "who", "tell"})
-YES_NO_START = frozenset({"do", "did", "is", "are", "was", "will", "does", "am", "so", "you", "just", "let"})
+#: First words of a yes/no question (one that does not end with "?" in the text).
+YES_NO_START = frozenset({"do", "did", "is", "are", "was", "will", "does", "am", "can"})
 DONT_CARE = re.compile(r"\b(not care|don't care|doesn't matter|does not matter|not matter|any|no preference)\b")
 FIXED_CUES: dict[str, re.Pattern] = {
     "goodbye": re.compile(r"\b(bye|goodbye|see you|nice day|enjoy|appetit)\b"),
@@ -196,12 +197,7 @@ def understand(text: str, domain: Domain, said: Sequence[tuple[str, str | None]]
             else:
                 acts.append(Act("inform", m.slot, m.value))
         named = [s for s in domain.usr_slot_names if s not in valued]
-        if DONT_CARE.search(joined) and not acts:
-            scored = {s: cues[s] for s in named if cues[s]}
-            if scored:
-                s = max(scored, key=scored.get)
-                acts.append(Act("explicit_confirm" if question else "implicit_confirm", s, None))
-        elif wh and question or "tell" in words:
+        if wh and question or "tell" in words:
             asked = [w for w in words & set(WH_SLOTS)]
             pool = [s for s in named if not asked or any(s in WH_SLOTS[w] for w in asked)]
             scored = {s: cues[s] + (1 if asked else 0) for s in pool if cues[s] or (asked and len(pool) == 1)}
@@ -210,10 +206,15 @@ def understand(text: str, domain: Domain, said: Sequence[tuple[str, str | None]]
                 winners = [s for s in scored if scored[s] == top]
                 if len(winners) == 1:
                     acts.append(Act("request", winners[0]))
+        elif DONT_CARE.search(joined) and not acts:
+            scored = {s: cues[s] for s in named if cues[s]}
+            if scored:
+                s = max(scored, key=scored.get)
+                acts.append(Act("explicit_confirm" if question else "implicit_confirm", s, None))
         for name, pattern in FIXED_CUES.items():
             if pattern.search(joined) and not (name in ("request_more", "greet") and acts):
                 acts.append(Act(name))
-        if not acts and question and not wh:
+        if not acts and sent[0] in YES_NO_START and not wh:
             # a yes/no question it cannot make out: it guesses "no" (a wrong value would get that too)
             about = [s for s, _ in said if s in usr] or list(domain.usr_slot_names)
             acts.append(Act("explicit_confirm", about[0], "?"))

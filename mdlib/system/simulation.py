@@ -19,6 +19,7 @@ acts' own values (slot error, :func:`mdlib.metrics.slot_errors`).
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Sequence
@@ -165,84 +166,93 @@ def run_dialogues(system: "DialogueSystem", n: int, seed: int, complexity: Compl
 # --------------------------------------------------------------------------- scores
 
 
-def _bleu(records: Sequence[DialogueRecord]) -> float | None:
-    from mdlib.metrics import corpus_bleu
+@dataclass(frozen=True)
+class _Unit:
+    """What the scores need of one dialogue (the unit the bootstrap resamples)."""
 
-    hyps = [h for r in records for h in r.responses]
-    return corpus_bleu(hyps, [x for r in records for x in r.references]) if hyps else None
+    success: float
+    turns: float
+    ret: float
+    repeats: float
+    slot_counts: tuple[int, int]          # (errors, values) of its system turns
+    bleu_stats: tuple[tuple[int, ...], ...]  # sacrebleu statistics of its system turns
 
 
-def _slot_error(records: Sequence[DialogueRecord], lexicon) -> float | None:
-    from mdlib.metrics import slot_errors
+def _unit(record: DialogueRecord, lexicon) -> _Unit:
+    from mdlib.metrics import bleu_statistics, slot_errors
 
     errors = n = 0
-    for r in records:
-        for acts, text in zip(r.system_acts, r.responses):
-            e, k = slot_errors([a.value for a in acts if a.act in VALUED_ACTS and a.value is not None],
-                               tokenise(text), lexicon)
-            errors, n = errors + e, n + k
-    return errors / n if n else None
+    for acts, text in zip(record.system_acts, record.responses):
+        e, k = slot_errors([a.value for a in acts if a.act in VALUED_ACTS and a.value is not None],
+                           tokenise(text), lexicon)
+        errors, n = errors + e, n + k
+    stats = bleu_statistics(record.responses, record.references) if record.responses else []
+    return _Unit(float(record.success), float(record.turns), record.ret, float(record.repeats), (errors, n),
+                 tuple(tuple(x) for x in stats))
 
 
-def _lexicon(records_domain: str):
-    from mdlib.metrics import lexicon_from_domains
+def _mean(field_name: str):
+    return lambda units: sum(getattr(u, field_name) for u in units) / len(units)
 
-    return lexicon_from_domains([records_domain])
+
+def _slot_error(units: Sequence[_Unit]) -> float:
+    n = sum(u.slot_counts[1] for u in units)
+    return sum(u.slot_counts[0] for u in units) / n if n else math.nan
+
+
+def _bleu(units: Sequence[_Unit]) -> float:
+    from mdlib.metrics import bleu_from_statistics
+
+    return bleu_from_statistics([s for u in units for s in u.bleu_stats])
+
+
+#: The statistics of a set of dialogues (each a function of their units).
+STATISTICS = {
+    "success": _mean("success"),
+    "turns": _mean("turns"),
+    "return": _mean("ret"),
+    "repeats": _mean("repeats"),
+    "bleu": _bleu,
+    "slot_error": _slot_error,
+}
 
 
 def scores(records: Sequence[DialogueRecord], domain: str) -> dict:
-    """Point scores of a set of dialogues: success rate, mean user turns, mean return, corpus
-    BLEU and slot error of the system's responses, entity F1, the parser's act and slot F1."""
-    from mdlib.metrics import entity_f1
+    """Point scores of a set of dialogues: success rate, mean user turns, mean return, mean
+    requests to repeat, corpus BLEU and slot error of the system's responses (``nan``
+    without values to say), entity F1, and the parser's act and slot F1."""
+    from mdlib.metrics import entity_f1, lexicon_from_domains
     from mdlib.system.parser import act_slot_f1
 
-    lex = _lexicon(domain)
+    lex = lexicon_from_domains([domain])
+    units = [_unit(r, lex) for r in records]
     f1 = act_slot_f1([a for r in records for a in r.parsed], [g for r in records for g in r.gold])
-    n = max(1, len(records))
-    return {
-        "success": sum(r.success for r in records) / n,
-        "turns": sum(r.turns for r in records) / n,
-        "return": sum(r.ret for r in records) / n,
-        "bleu": _bleu(records),
-        "slot_error": _slot_error(records, lex),
-        "entity_f1": entity_f1([tokenise(h) for r in records for h in r.responses],
-                               [tokenise(x) for r in records for x in r.references], lex),
-        "parser_act_f1": f1["act_f1"],
-        "parser_slot_f1": f1["slot_f1"],
-        "repeats": sum(r.repeats for r in records) / n,
-    }
+    out = {name: fn(units) for name, fn in STATISTICS.items()}
+    out.update(entity_f1=entity_f1([tokenise(h) for r in records for h in r.responses],
+                                   [tokenise(x) for r in records for x in r.references], lex),
+               parser_act_f1=f1["act_f1"], parser_slot_f1=f1["slot_f1"])
+    return out
 
 
 def summarise(records: Sequence[DialogueRecord], domain: str, seed: int = 0, n_boot: int = 1000) -> dict:
-    """``{metric: {"mean", "low", "high"}}`` with 95% percentile-bootstrap intervals over dialogues.
+    """``{statistic: {"mean", "low", "high"}}`` for :data:`STATISTICS`, with 95%
+    percentile-bootstrap intervals over dialogues.
 
     Why the bootstrap: success is a rate in [0, 1] and turns are bounded below, so a
     t-interval could leave the bounds; corpus BLEU and slot error (a ratio of sums) are
     not means of per-dialogue values. Resampling dialogues handles all of them alike.
     ``"mean"`` is the statistic on all dialogues (for BLEU: the corpus BLEU).
     """
+    from mdlib.metrics import lexicon_from_domains
     from mdlib.stats import bootstrap
 
-    lex = _lexicon(domain)
-    stats = {
-        "success": lambda rs: sum(r.success for r in rs) / len(rs),
-        "turns": lambda rs: sum(r.turns for r in rs) / len(rs),
-        "return": lambda rs: sum(r.ret for r in rs) / len(rs),
-        "repeats": lambda rs: sum(r.repeats for r in rs) / len(rs),
-        "slot_error": lambda rs: _nan(_slot_error(rs, lex)),
-    }
+    lex = lexicon_from_domains([domain])
+    units = [_unit(r, lex) for r in records]
     out = {}
-    for name, fn in stats.items():
-        mean, low, high = bootstrap(records, fn, n_boot=n_boot, seed=seed)
+    for name, fn in STATISTICS.items():
+        mean, low, high = bootstrap(units, fn, n_boot=n_boot, seed=seed)
         out[name] = {"mean": mean, "low": low, "high": high}
-    # corpus BLEU re-tokenises every resample (sacrebleu): fewer resamples keep it to seconds
-    mean, low, high = bootstrap(records, lambda rs: _nan(_bleu(rs)), n_boot=min(n_boot, 200), seed=seed)
-    out["bleu"] = {"mean": mean, "low": low, "high": high}
     return out
-
-
-def _nan(x: float | None) -> float:
-    return float("nan") if x is None else x
 
 
 def simulate(system: "DialogueSystem", n: int, seed: int, complexity: Complexity | str = "clean",
