@@ -150,3 +150,49 @@ def test_simulate_refuses_a_generator_for_another_corpus_and_a_policy_for_anothe
     pol = save_policy(tmp_path / "p.policy.pt", params, {"hidden": 8})
     err = _one_line_error(capsys, ["simulate", "--policy", str(pol), "--out", str(tmp_path / "x.json")])
     assert str(pol) in err and "shape" in err
+
+
+def test_simulate_with_a_parser_file(tmp_path):
+    from mdlib.system.parser import ParserNet, save_parser
+
+    torch.manual_seed(0)
+    net = ParserNet(buckets=64, emb=8, hidden=8)
+    save_parser(tmp_path / "parser", net, dict(net.named_parameters()))
+    out = tmp_path / "sim.json"
+    assert main(["simulate", "--parser", str(tmp_path / "parser"), "--dialogues", "2", "--out", str(out),
+                 "--no-progress"]) == 0
+    assert json.loads(out.read_text())["parts"]["parser"] == str(tmp_path / "parser")
+
+
+def test_a_user_who_understands_nothing_asks_to_repeat_until_its_patience_ends():
+    from mdlib.data.complexity import get_complexity
+    from mdlib.data.domains import Database
+    from mdlib.data.simulator import UserSimulator
+    from mdlib.system.listener import REPEAT, ListeningUser
+
+    dom = get_domain("movie")
+    comp = get_complexity("clean")
+    user = ListeningUser(UserSimulator(dom, Database(dom), comp, random.Random(0)))
+    user.reset()
+    replies = [user.step("purple colourless ideas.") for _ in range(comp.patience)]
+    assert replies[0] == [REPEAT] and replies[-1] == [Act("goodbye")]
+    assert user.done and not user.success and user.repeats == comp.patience - 1
+    # the system's keyword parser reads a request to repeat as nothing
+    from mdlib.system.parser import LexiconParser
+
+    for draw in range(20):
+        assert LexiconParser("movie").parse(realise(dom, "user", [REPEAT], random.Random(draw))).acts == []
+
+
+def test_slot_errors_count_missing_and_wrong_values_and_bootstrap_stays_in_bounds():
+    from mdlib.data.text import tokenise
+    from mdlib.metrics import lexicon_from_domains, slot_errors
+    from mdlib.stats import bootstrap
+
+    lex = lexicon_from_domains(["movie"])
+    assert slot_errors(["Comedy"], tokenise("Okay, Comedy."), lex) == (0, 1)
+    assert slot_errors(["Comedy"], tokenise("Okay, Drama."), lex) == (2, 1)   # missing + wrong
+    assert slot_errors(["Comedy", "90s"], tokenise("Okay."), lex) == (2, 2)
+    assert slot_errors(["A"], tokenise("It is directed by A."), lex) == (0, 0)   # "a" cannot be checked
+    value, low, high = bootstrap([1.0] * 18 + [0.0] * 2, lambda xs: sum(xs) / len(xs), n_boot=500)
+    assert value == 0.9 and 0.0 <= low < 0.9 < high <= 1.0

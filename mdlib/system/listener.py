@@ -267,8 +267,8 @@ class ListeningUser:
         heard = understand(system_text, self.user.domain, self._said())
         self.heard.append(heard)
         if not heard.actionable and heard.unclear:
-            self.repeats += 1
             self._last = self.user.not_understood() or [REPEAT]
+            self.repeats += self._last == [REPEAT]
             return self._last
         acts = self.user.step(heard.acts)
         if acts:
