@@ -162,9 +162,9 @@ def understand(text: str, domain: Domain, said: Sequence[tuple[str, str | None]]
     Args:
         text: what the system said.
         domain: the domain (its values and slots).
-        said: ``(slot, value)`` of what the user said in its last turn, in order: when a
-            value fits several slots, a person reads "Do you mean Downtown?" as being
-            about what they just said.
+        said: ``(slot, value)`` pairs the user has in mind, most salient first (what it
+            said in its last turn, then its goal): when a value fits several slots, a
+            person reads "Do you mean Downtown?" as being about what they said or want.
 
     Returns:
         The understood acts (``request``, ``explicit_confirm``/``implicit_confirm``
@@ -257,7 +257,10 @@ class ListeningUser:
         return self._last
 
     def _said(self) -> list[tuple[str, str | None]]:
-        return [(a.slot, a.value) for a in self._last if a.slot is not None]
+        """What it just said, then what it wants: the light in which a person hears an
+        ambiguous "Okay, CMU." (its destination, not its departure)."""
+        goal = self.user.goals[self.user.goal_idx]["constraints"] if self.user.goals else {}
+        return [(a.slot, a.value) for a in self._last if a.slot is not None] + list(goal.items())
 
     def step(self, system_text: str) -> list[Act]:
         """The user's acts in reply to what the system said (``[REPEAT]`` when it understood
