@@ -7,8 +7,8 @@
 
 * parser: :class:`~mdlib.system.parser.LexiconParser` or a (meta-)adapted
   :class:`~mdlib.system.parser.LearnedParser`;
-* belief and policy: the data layer's :class:`~mdlib.data.simulator.BeliefTracker` and
-  by default the reference :class:`~mdlib.data.simulator.ThresholdPolicy`, or a policy
+* belief and policy: the dialogue manager's :class:`~mdlib.dm.belief.BeliefTracker` and
+  by default the reference :class:`~mdlib.dm.threshold.ThresholdPolicy`, or a policy
   trained by reinforcement learning (``policy=``: a
   :class:`~mdlib.dm.learned.TrainedPolicy`, e.g. ``load_policy("R.policy.pt")``), acting
   through :class:`~mdlib.dm.learned.LearnedPolicy` with the RL environment's features and
@@ -39,7 +39,8 @@ import torch
 from mdlib.data.acts import Act
 from mdlib.data.domains import Database, Domain, get_domain
 from mdlib.data.pairs import Pair
-from mdlib.data.simulator import BeliefTracker, ThresholdPolicy
+from mdlib.dm.belief import BeliefTracker
+from mdlib.dm.threshold import ThresholdPolicy
 from mdlib.data.templates import realise
 from mdlib.data.text import SYS, USR, detokenise, tokenise
 from mdlib.dm.learned import TrainedPolicy
