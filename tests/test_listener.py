@@ -197,3 +197,20 @@ def test_slot_errors_count_missing_and_wrong_values_and_bootstrap_stays_in_bound
     assert slot_errors(["A"], tokenise("It is directed by A."), lex) == (0, 0)   # "a" cannot be checked
     value, low, high = bootstrap([1.0] * 18 + [0.0] * 2, lambda xs: sum(xs) / len(xs), n_boot=500)
     assert value == 0.9 and 0.0 <= low < 0.9 < high <= 1.0
+
+
+def test_simulate_speaks_through_a_generator_checkpoint(tmp_path):
+    """A protocol run's checkpoint serves every domain; the listener hears its (untrained) words."""
+    from mdlib.checkpoint import save_checkpoint
+    from mdlib.data.text import Vocab
+    from mdlib.models.seq2seq import build_model
+
+    torch.manual_seed(0)
+    vocab = Vocab.build([["which", "genre", "?", "okay", "comedy", "."]])
+    ck = save_checkpoint(tmp_path / "gen.pt", build_model(len(vocab), emb=8, hidden=8), vocab,
+                         {"corpus": None, "sources": ["bus"], "targets": [], "profile_name": "smoke",
+                          "inputs": {"use_acts": True, "context_turns": 1, "max_src": 40}})
+    out = tmp_path / "sim.json"
+    assert main(["simulate", "--checkpoint", str(ck), "--dialogues", "2", "--out", str(out), "--no-progress"]) == 0
+    res = json.loads(out.read_text())
+    assert res["parts"]["generator"] == str(ck) and res["metrics"]["success"]["mean"] == 0.0

@@ -197,8 +197,8 @@ def understand(text: str, domain: Domain, said: Sequence[tuple[str, str | None]]
             else:
                 acts.append(Act("inform", m.slot, m.value))
         named = [s for s in domain.usr_slot_names if s not in valued]
-        if wh and question or "tell" in words:
-            asked = [w for w in words & set(WH_SLOTS)]
+        if (wh and question) or "tell" in words:
+            asked = sorted(words & WH_SLOTS.keys())
             pool = [s for s in named if not asked or any(s in WH_SLOTS[w] for w in asked)]
             scored = {s: cues[s] + (1 if asked else 0) for s in pool if cues[s] or (asked and len(pool) == 1)}
             if scored:
