@@ -1,11 +1,14 @@
 """Dialogue-quality metrics (a leaf: anything may import it). DESIGN 7; notebook 02.
 
 * :func:`perplexity` from summed token NLL;
-* :func:`corpus_bleu`: sacrebleu's corpus BLEU (0-100) on detokenised text;
+* :func:`corpus_bleu`: sacrebleu's corpus BLEU (0-100) on detokenised text (and from
+  summed per-response statistics, :func:`bleu_statistics`, for bootstrap intervals);
 * :func:`entity_f1`: micro F1 of the slot values mentioned in the generated responses
   against those in the references, with the value lists of :mod:`mdlib.data.domains`
   (or of a user corpus's acts); ``None`` when no lexicon is known;
 * :func:`act_f1`: micro F1 of (act, slot) labels;
+* :func:`slot_errors`: the slot error of one response (values of its acts missing from
+  its text, and values in its text that its acts do not have);
 * :func:`distinct_n`: distinct-1/2, the share of unique n-grams among all generated n-grams;
 * :func:`slot_error_rate` and :func:`persona_accuracy`: the persona family (docs/personas.md).
 
@@ -46,6 +49,28 @@ def corpus_bleu(hypotheses: Sequence[str], references: Sequence[str]) -> float:
     if not hypotheses:
         return math.nan
     return float(sacrebleu.corpus_bleu(list(hypotheses), [list(references)]).score)
+
+
+def bleu_statistics(hypotheses: Sequence[str], references: Sequence[str]) -> list[list[int]]:
+    """Per response, sacrebleu's sufficient statistics (hypothesis and reference lengths,
+    matching and total n-grams); :func:`bleu_from_statistics` of their sum is the
+    :func:`corpus_bleu` of the responses. Why: a bootstrap over dialogues then sums
+    counts instead of re-tokenising every resample."""
+    from sacrebleu.metrics import BLEU
+
+    if len(hypotheses) != len(references):
+        raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} references")
+    return [list(map(int, s)) for s in BLEU()._extract_corpus_statistics(list(hypotheses), [list(references)])]
+
+
+def bleu_from_statistics(stats: Sequence[Sequence[int]]) -> float:
+    """Corpus BLEU (0-100) from summed :func:`bleu_statistics` (``nan`` with none)."""
+    from sacrebleu.metrics import BLEU
+
+    if not stats:
+        return math.nan
+    total = [sum(col) for col in zip(*stats)]
+    return float(BLEU()._compute_score_from_stats(total).score)
 
 
 def lexicon_from_domains(names: Iterable[str]) -> Lexicon:
@@ -134,6 +159,21 @@ def act_f1(predicted: Sequence[Iterable], reference: Sequence[Iterable]) -> floa
     return _micro_f1((Counter(set(p)) for p in predicted), (Counter(set(r)) for r in reference))
 
 
+def slot_errors(values: Iterable[str], tokens: Sequence[str], lexicon: Lexicon) -> tuple[int, int]:
+    """``(errors, n)`` of one response: ``n`` slot values its acts carry, ``errors`` the
+    values missing from its ``tokens`` plus the values its tokens mention that the acts do
+    not carry (a wrong value counts as one of each). Slot error rate = sum of errors /
+    sum of ``n`` over the responses (it can exceed 1). Values the lexicon leaves out
+    (:data:`AMBIGUOUS_VALUES`, such as the director "A") cannot be told from ordinary words
+    and are not counted."""
+    from mdlib.data.text import tokenise
+
+    gold = Counter(k for k in (tuple(tokenise(v)) for v in values) if k in lexicon)
+    gold = Counter({" ".join(k): c for k, c in gold.items()})
+    said = Counter(extract_entities(tokens, lexicon))
+    return sum((gold - said).values()) + sum((said - gold).values()), sum(gold.values())
+
+
 def distinct_n(hypotheses: Sequence[Sequence[str]], n: int) -> float:
     """Unique n-grams / all n-grams over the generated token lists (``nan`` if none)."""
     grams: list[tuple[str, ...]] = []
@@ -142,18 +182,13 @@ def distinct_n(hypotheses: Sequence[Sequence[str]], n: int) -> float:
     return len(set(grams)) / len(grams) if grams else math.nan
 
 
-def _value_key(value: str) -> str:
-    from mdlib.data.text import tokenise
-
-    return " ".join(tokenise(value))
-
-
 def slot_error_rate(hypotheses: Sequence, acts: Sequence[Iterable], lexicon: Lexicon) -> float | None:
     """Slot error rate: (missing + wrong values) / values in the acts, over all responses.
 
     A value of a turn's acts is *missing* when the response does not say it; a value the
     response says (any value of ``lexicon``) that is not in the turn's acts is *wrong*
-    (counted as multisets, so a repeated value must be said as often). The act-to-text
+    (counted as multisets, through :func:`slot_errors`, which skips values the lexicon leaves
+    out). The act-to-text
     measure of Wen et al. (2015), ERR = (p + q) / N. Used by the persona family
     (docs/personas.md).
 
@@ -174,12 +209,10 @@ def slot_error_rate(hypotheses: Sequence, acts: Sequence[Iterable], lexicon: Lex
     errors = total = 0
     for hyp, turn_acts in zip(hypotheses, acts):
         tokens = tokenise(hyp) if isinstance(hyp, str) else list(hyp)
-        gold = Counter(_value_key(a["value"] if isinstance(a, Mapping) else a.value)
-                       for a in turn_acts
-                       if (a.get("value") if isinstance(a, Mapping) else a.value) is not None)
-        said = Counter(extract_entities(tokens, lexicon))
-        errors += sum((gold - said).values()) + sum((said - gold).values())
-        total += sum(gold.values())
+        values = [v for v in ((a.get("value") if isinstance(a, Mapping) else a.value) for a in turn_acts)
+                  if v is not None]
+        e, n = slot_errors([str(v) for v in values], tokens, lexicon)
+        errors, total = errors + e, total + n
     return errors / total if total else None
 
 

@@ -109,3 +109,26 @@ def test_featurise_labels_follow_the_gold_acts():
     assert roles[("director", "A")] == 2 and roles[("genre", "Comedy")] == 1
     assert sum(ex.request_labels) == 0 and "<val>" in ex.tokens
     assert isinstance(ParserNet().config, dict)
+
+
+def test_parser_file_round_trip_and_clear_errors(tmp_path):
+    import torch
+
+    from mdlib.errors import MdlibError
+    from mdlib.system.parser import load_parser, save_parser
+
+    torch.manual_seed(0)
+    net = ParserNet(buckets=64, emb=8, hidden=8)
+    params = {k: v.detach() for k, v in net.named_parameters()}
+    path = save_parser(tmp_path / "run", net, params, {"domain": "movie", "threshold": 0.4})
+    assert path.name == "parser.pt"
+    lp = load_parser(tmp_path / "run", "movie")
+    assert lp.threshold == 0.4 and all(torch.equal(lp.params[k], params[k]) for k in params)
+    text = "I want a comedy from the 90s"
+    assert LearnedParser(net, params, "movie", threshold=0.4).parse(text) == lp.parse(text)
+    with pytest.raises(MdlibError, match="no such parser file"):
+        load_parser(tmp_path / "nothing", "movie")
+    bad = dict(params, **{"embed.weight": torch.zeros(3, 8)})
+    torch.save({"format": "mdlib-parser-v1", "net": net.config, "params": bad, "config": {}}, tmp_path / "bad.pt")
+    with pytest.raises(MdlibError, match="do not fit"):
+        load_parser(tmp_path / "bad.pt", "movie")

@@ -16,7 +16,9 @@ from tqdm.auto import tqdm
 from mdlib.data.acts import Act
 from mdlib.data.complexity import Complexity, get_complexity
 from mdlib.data.domains import Database, Domain, get_domain
-from mdlib.data.simulator import AsrChannel, BeliefTracker, ThresholdPolicy, UserSimulator
+from mdlib.data.simulator import AsrChannel, UserSimulator
+from mdlib.dm.belief import BeliefTracker
+from mdlib.dm.threshold import ThresholdPolicy
 from mdlib.data.templates import realise
 from mdlib.errors import MdlibError
 

@@ -1,8 +1,8 @@
-"""Act-level simulation: an agenda-based user, a noisy recognition channel, a belief
-tracker and the reference threshold policy (DESIGN.md 3.1 and 6).
+"""Act-level simulation: an agenda-based user and a noisy recognition channel (DESIGN.md 3.1 and 6).
 
-The corpus generator (:mod:`mdlib.data.generator`) runs these four parts against each
-other and realises the acts as text; the dialogue-management notebooks use the same
+The corpus generator (:mod:`mdlib.data.generator`) runs these two against the dialogue
+manager's belief tracker and reference threshold policy (:mod:`mdlib.dm.belief`,
+:mod:`mdlib.dm.threshold`, re-exported here for older imports) and realises the acts as text; the dialogue-management notebooks use the same
 user as an RL environment. Everything random draws from an explicit ``random.Random``.
 
 One exchange::
@@ -21,8 +21,6 @@ from mdlib.data.complexity import Complexity, sample
 from mdlib.data.domains import Database, Domain
 from mdlib.errors import MdlibError
 
-#: Rows kept in a turn's ``kb["results"]`` (``kb["count"]`` has the full number).
-KB_MAX_ROWS = 5
 
 
 def _goal_constraints(goal: dict) -> dict[str, str | None]:
@@ -124,6 +122,18 @@ class UserSimulator:
             len(ans) == len(goal["requests"]) and all(a["correct"] for a in ans.values())
             for goal, ans in zip(self.goals, self.answers)
         )
+
+    def not_understood(self) -> list[Act]:
+        """A turn in which the user understood nothing it could act on (it asks the system to
+        repeat, :class:`mdlib.system.listener.ListeningUser`): the turn counts against its
+        patience; ``[Act("goodbye")]`` when that runs out, else ``[]``."""
+        if self.done:
+            return []
+        self.turns += 1
+        if self.turns > self.complexity.patience:
+            self._finish(gave_up=True)
+            return [Act("goodbye")]
+        return []
 
     def step(self, system_acts: list[Act]) -> list[Act]:
         """The user's (true) acts in reply to ``system_acts``.
@@ -241,151 +251,10 @@ class AsrChannel:
         return out, conf
 
 
-class BeliefTracker:
-    """Per user slot: the believed value and a confidence in [0, 1].
 
-    ``{"value": None, "conf": 0.0}`` is unknown; ``value=None`` with ``conf > 0`` is
-    "don't care". An inform sets the value with the turn's confidence (or, repeating the
-    same value, raises it: ``1 - (1 - old)(1 - c)``); a confirm of an explicit confirmation
-    raises it likewise; a disconfirm clears the slot; an implicit confirmation that is not
-    disconfirmed grounds the slot (confidence >= 0.95); ``new_search`` clears everything.
-    """
-
-    GROUNDED = 0.95
-
-    def __init__(self, domain: Domain):
-        self.domain = domain
-        self.reset()
-
-    def reset(self) -> None:
-        """Forget everything."""
-        self.slots: dict[str, dict] = {s: {"value": None, "conf": 0.0} for s in self.domain.usr_slot_names}
-
-    def update(self, observed: list[Act], confidence: float, last_system_acts: list[Act]) -> None:
-        """Fold one observed user turn into the belief.
-
-        Args:
-            observed: the acts as recognised (after the ASR channel).
-            confidence: the turn's recognition confidence.
-            last_system_acts: the system turn being answered (to resolve yes / no).
-        """
-        if any(a.act == "new_search" for a in observed):
-            self.reset()
-        target, kind = None, None
-        for a in last_system_acts:
-            if a.act in ("explicit_confirm", "implicit_confirm") and a.slot in self.slots:
-                target, kind = a.slot, a.act
-                break
-        disconfirmed = False
-        informed = set()
-        for a in observed:
-            if a.act == "confirm" and target is not None:
-                st = self.slots[target]
-                st["conf"] = round(1.0 - (1.0 - st["conf"]) * (1.0 - confidence), 4)
-            elif a.act == "disconfirm" and target is not None:
-                self.slots[target] = {"value": None, "conf": 0.0}
-                disconfirmed = True
-        for a in observed:
-            if a.act == "inform" and a.slot in self.slots:
-                st = self.slots[a.slot]
-                informed.add(a.slot)
-                if st["conf"] > 0.0 and st["value"] == a.value:
-                    st["conf"] = round(1.0 - (1.0 - st["conf"]) * (1.0 - confidence), 4)
-                else:
-                    self.slots[a.slot] = {"value": a.value, "conf": round(confidence, 4)}
-        if kind == "implicit_confirm" and not disconfirmed and target not in informed:
-            st = self.slots[target]
-            st["conf"] = max(st["conf"], self.GROUNDED)
-
-    def snapshot(self) -> dict[str, dict]:
-        """A JSON-ready copy (confidences to two decimals)."""
-        return {s: {"value": v["value"], "conf": round(v["conf"], 2)} for s, v in self.slots.items()}
-
-    def constraints(self) -> dict[str, str | None]:
-        """``{slot: believed value}`` (``None`` = don't care or unknown)."""
-        return {s: v["value"] for s, v in self.slots.items()}
-
-
-def track_requests(pending: list[str], user_acts: list[Act], sys_slots) -> list[str]:
-    """The system slots the user asked about and has not been told, after a user turn.
-
-    A ``new_search`` starts a new list; every ``request`` / ``yn_question`` of a system slot
-    not yet pending is appended (in place otherwise). Shared by :class:`ThresholdPolicy`
-    and the RL environment's system side (:class:`mdlib.dm.env.SystemState`).
-    """
-    if any(a.act == "new_search" for a in user_acts):
-        pending = []
-    for a in user_acts:
-        if a.act in ("request", "yn_question") and a.slot in sys_slots and a.slot not in pending:
-            pending.append(a.slot)
-    return pending
-
-
-class ThresholdPolicy:
-    """The reference system policy of SimDial.
-
-    For the first user slot that is not grounded: confidence < 0.2 -> request it;
-    < 0.6 -> explicit confirmation; < 0.95 -> implicit confirmation (and a request of the
-    next slot if that one is unknown). When every slot is grounded and the user has asked
-    for something: query the database with the believed constraints and inform the
-    requested slots from the first matching row (``no_result`` if none), then ask whether
-    there is anything else.
-
-    Attributes:
-        last_query: ``{"constraints", "results", "count"}`` of the latest query of the
-            latest turn, or ``None`` when that turn made no query.
-        pending: the system slots the user asked about and has not been told yet.
-    """
-
-    REQUEST, EXPLICIT, IMPLICIT = 0.2, 0.6, 0.95
-
-    def __init__(self, domain: Domain, db: Database):
-        self.domain = domain
-        self.db = db
-        self.reset()
-
-    def reset(self) -> list[Act]:
-        """Start a dialogue; return the greeting."""
-        self.pending: list[str] = []
-        self.last_query: dict | None = None
-        return [Act("greet")]
-
-    def act(self, belief: BeliefTracker, user_acts: list[Act], confidence: float | None = None) -> list[Act]:
-        """The system's acts given the belief and the observed user acts.
-
-        ``confidence`` (the turn's recognition confidence, a feature of learned policies
-        such as :class:`mdlib.dm.learned.LearnedPolicy`) is accepted and ignored: the
-        belief already holds it.
-        """
-        self.last_query = None
-        names = {a.act for a in user_acts}
-        if "goodbye" in names:
-            return [Act("goodbye")]
-        self.pending = track_requests(self.pending, user_acts, self.domain.sys_slot_names)
-        out: list[Act] = []
-        for s in self.domain.usr_slot_names:
-            st = belief.slots[s]
-            conf = st["conf"]
-            if conf >= self.IMPLICIT:
-                continue
-            if out:  # an implicit confirmation is already planned
-                if conf < self.REQUEST:
-                    out.append(Act("request", s))
-                return out
-            if conf < self.REQUEST:
-                return [Act("request", s)]
-            if conf < self.EXPLICIT:
-                return [Act("explicit_confirm", s, st["value"])]
-            out.append(Act("implicit_confirm", s, st["value"]))
-        if not self.pending:
-            return out + [Act("request_more")]
-        constraints = belief.constraints()
-        results = self.db.query(constraints)
-        self.last_query = {"constraints": constraints, "results": results[:KB_MAX_ROWS],
-                           "count": len(results)}
-        if not results:
-            return out + [Act("query"), Act("no_result")]
-        row = results[0]
-        out += [Act("query")] + [Act("inform", s, row[s]) for s in self.pending]
-        self.pending = []
-        return out + [Act("request_more")]
+# The belief tracker and the threshold policy are the dialogue manager's (mdlib.dm); they
+# are re-exported here, where they lived before, so existing imports keep working. Why
+# at the end: mdlib.dm.threshold imports nothing from this module, but this module must
+# be complete before anything imports it through them.
+from mdlib.dm.belief import BeliefTracker  # noqa: E402,F401
+from mdlib.dm.threshold import KB_MAX_ROWS, ThresholdPolicy, track_requests  # noqa: E402,F401

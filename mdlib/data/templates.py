@@ -13,6 +13,7 @@ import random
 from mdlib.data.acts import Act
 from mdlib.data.complexity import Complexity
 from mdlib.data.domains import Domain, get_domain
+from mdlib.data.text import tokenise
 
 # ------------------------------------------------------------------ user side
 # Per slot name (domain-specific keys "domain:slot" take precedence).
@@ -65,6 +66,9 @@ USER_FIXED: dict[str, list[str]] = {
     "more_request": ["One more thing.", "I have another question.", "Also, one more question."],
     "goodbye": ["Bye.", "Goodbye.", "See you."],
     "kb_return": [""],
+    # the listening user's request to say it again (mdlib.system.listener.REPEAT; no parser act)
+    "repeat": ["Sorry, could you say that again?", "Sorry, I didn't get that.", "Pardon?",
+               "Could you repeat that, please?"],
 }
 GREET_NEED: dict[str, list[str]] = {
     "restaurant": ["I need a restaurant.", "I'm looking for a place to eat."],
@@ -229,6 +233,21 @@ def _disfluent(domain: Domain, acts: list[Act], parts: list[str], rng: random.Ra
     if c.hesitation > 0 and rng.random() < c.hesitation:
         parts[0] = f"{_pick(list(HESITATIONS), rng)}, {parts[0][:1].lower()}{parts[0][1:]}"
     return parts
+
+
+def system_vocabulary(domain: Domain | str) -> list[str]:
+    """The words the system side of ``domain`` speaks: its phrasings' words and every value
+    (sorted; ``python -m mdlib simulate --garble`` draws replacement words from it)."""
+    domain = get_domain(domain)
+    texts = list(SYS_GREET[domain.name]) + SYS_EXPLICIT + SYS_EXPLICIT_DC + SYS_IMPLICIT + SYS_IMPLICIT_DC
+    texts += [p for s in domain.usr_slot_names for p in _lookup(SYS_REQUEST, domain, s)]
+    texts += [p for k, v in SYS_INFORM.items() if k in domain.slot_names for p in v]
+    texts += [p for v in SYS_FIXED.values() for p in v] + [NOUNS[s] for s in domain.slot_names]
+    if domain.style == "style":
+        texts += [p for v in STYLE.values() for p in (v if isinstance(v, list) else [q for x in v.values() for q in x])]
+    texts += [v for vals in domain.values().values() for v in vals]
+    words = {t for text in texts for t in tokenise(text.replace("{v}", " ").replace("{n}", " "))}
+    return sorted(w for w in words if w[0].isalnum())
 
 
 def realise(domain: Domain | str, speaker: str, acts: list[Act], rng: random.Random,

@@ -3,7 +3,7 @@
 An episode is one dialogue between a system policy and the data layer's agenda-based
 user (:class:`mdlib.data.simulator.UserSimulator`), heard through its noisy recognition
 channel (:class:`~mdlib.data.simulator.AsrChannel`) and tracked by its belief tracker
-(:class:`~mdlib.data.simulator.BeliefTracker`), exactly as in the corpus generator. The
+(:class:`~mdlib.dm.belief.BeliefTracker`), exactly as in the corpus generator. The
 environment only adds the RL interface:
 
 - ``reset(seed)`` samples the user's goal and returns the first observation; every
@@ -11,7 +11,7 @@ environment only adds the RL interface:
   function of the seed and the system's actions;
 - ``step(action)`` takes a system action at the level of dialogue acts: an index into
   :attr:`DialogueEnv.actions` (what the policy network outputs), one :class:`Act`, or a
-  list of acts (what :class:`~mdlib.data.simulator.ThresholdPolicy` produces). An act the
+  list of acts (what :class:`~mdlib.dm.threshold.ThresholdPolicy` produces). An act the
   domain cannot express raises :class:`MdlibError`;
 - reward: ``-turn_cost`` per system turn, plus ``success_reward`` when the user leaves
   satisfied with every goal met by correct information.
@@ -41,7 +41,9 @@ from dataclasses import dataclass, field
 
 from mdlib.data.acts import SYSTEM_ACTS, Act
 from mdlib.data.domains import Database, Domain, get_domain
-from mdlib.data.simulator import AsrChannel, BeliefTracker, UserSimulator, track_requests
+from mdlib.data.simulator import AsrChannel, UserSimulator
+from mdlib.dm.belief import BeliefTracker
+from mdlib.dm.threshold import track_requests
 from mdlib.dm.population import UserPopulation, get_population
 from mdlib.errors import MdlibError
 

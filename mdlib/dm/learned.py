@@ -1,7 +1,7 @@
 """A learned dialogue policy inside the end-to-end system, and the file it is saved in.
 
 :class:`LearnedPolicy` has the interface of the data layer's
-:class:`~mdlib.data.simulator.ThresholdPolicy` (``reset()``, ``act(belief, user_acts,
+:class:`~mdlib.dm.threshold.ThresholdPolicy` (``reset()``, ``act(belief, user_acts,
 confidence=...)``, ``pending``, ``last_query``), so :class:`mdlib.system.pipeline.DialogueSystem`
 can use either. It keeps the system side of the dialogue in a
 :class:`~mdlib.dm.env.SystemState`, the class the RL environment is built on, computes
@@ -25,7 +25,7 @@ import torch
 from mdlib.atomic import atomic_path, read_torch
 from mdlib.data.acts import Act
 from mdlib.data.domains import Database, Domain
-from mdlib.data.simulator import BeliefTracker
+from mdlib.dm.belief import BeliefTracker
 from mdlib.dm.encoding import GLOBAL_DIM, SLOT_DIM, encode
 from mdlib.dm.env import SystemState
 from mdlib.dm.policy import SlotActPolicy, choose

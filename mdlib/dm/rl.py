@@ -29,7 +29,7 @@ from typing import Sequence
 
 import torch
 
-from mdlib.data.simulator import ThresholdPolicy
+from mdlib.dm.threshold import ThresholdPolicy
 from mdlib.dm.encoding import encode
 from mdlib.dm.env import DialogueEnv
 from mdlib.dm.policy import SlotActPolicy, choose, log_prob_entropy
@@ -291,7 +291,7 @@ def summarise(success: Sequence[bool], turns: Sequence[int], returns: Sequence[f
 
 
 def evaluate_rule(domain: str, users: str, n: int, eval_seed: int = 10**8, **env_kwargs) -> dict:
-    """Play ``n`` dialogues (seeds ``eval_seed + i``) with the data layer's :class:`ThresholdPolicy`."""
+    """Play ``n`` dialogues (seeds ``eval_seed + i``) with the reference :class:`ThresholdPolicy`."""
     if n < 1:
         raise MdlibError(f"episodes: expected at least 1 evaluation dialogue, got {n}")
     env = DialogueEnv(domain, users, **env_kwargs)

@@ -7,8 +7,8 @@
 
 * parser: :class:`~mdlib.system.parser.LexiconParser` or a (meta-)adapted
   :class:`~mdlib.system.parser.LearnedParser`;
-* belief and policy: the data layer's :class:`~mdlib.data.simulator.BeliefTracker` and
-  by default the reference :class:`~mdlib.data.simulator.ThresholdPolicy`, or a policy
+* belief and policy: the dialogue manager's :class:`~mdlib.dm.belief.BeliefTracker` and
+  by default the reference :class:`~mdlib.dm.threshold.ThresholdPolicy`, or a policy
   trained by reinforcement learning (``policy=``: a
   :class:`~mdlib.dm.learned.TrainedPolicy`, e.g. ``load_policy("R.policy.pt")``), acting
   through :class:`~mdlib.dm.learned.LearnedPolicy` with the RL environment's features and
@@ -20,11 +20,11 @@
   explicitly (``TemplateGenerator``): it is the reference the learned generator is
   scored against, not a learned part.
 
-:func:`simulate` runs full text dialogues against the simulated user
-(:class:`~mdlib.data.simulator.UserSimulator`, its acts realised as text by
-``templates.realise``) and scores success, turns, BLEU and entity F1 of the system's
-responses against the template realisation of the same acts, and the parser's act and
-slot F1. Notebook 07 uses it.
+:func:`simulate` (:mod:`mdlib.system.simulation`) runs full text dialogues against the
+simulated user (the act-level :class:`~mdlib.data.simulator.UserSimulator`, or with
+``user="listener"`` the :class:`~mdlib.system.listener.ListeningUser`, who reads the
+system's text) and scores success, turns, return, BLEU, slot error and entity F1 of the
+system's responses, and the parser's act and slot F1. Notebook 07 uses it.
 """
 
 from __future__ import annotations
@@ -37,15 +37,15 @@ from typing import Mapping, Sequence
 import torch
 
 from mdlib.data.acts import Act
-from mdlib.data.complexity import Complexity, get_complexity
 from mdlib.data.domains import Database, Domain, get_domain
 from mdlib.data.pairs import Pair
-from mdlib.data.simulator import BeliefTracker, ThresholdPolicy, UserSimulator
+from mdlib.dm.belief import BeliefTracker
+from mdlib.dm.threshold import ThresholdPolicy
 from mdlib.data.templates import realise
 from mdlib.data.text import SYS, USR, detokenise, tokenise
 from mdlib.dm.learned import TrainedPolicy
 from mdlib.errors import MdlibError
-from mdlib.system.parser import LexiconParser, Parse, act_slot_f1
+from mdlib.system.parser import LexiconParser, Parse
 
 MAX_INPUT_CHARS = 500
 
@@ -206,68 +206,5 @@ class DialogueSystem:
 
 # --------------------------------------------------------------------------- evaluation
 
-
-def simulate(system: DialogueSystem, n: int, seed: int, complexity: Complexity | str = "clean",
-             max_turns: int | None = None, transcripts: int = 0, progress: bool = False) -> dict:
-    """Full text dialogues of ``system`` against the simulated user of its domain.
-
-    The user's acts are realised as text (``templates.realise`` with the complexity's
-    disfluencies); the system only sees the text. System responses are compared with
-    ``templates.realise`` of the same system acts (the corpus generator's reference).
-
-    Args:
-        system: the dialogue system.
-        n: number of dialogues.
-        seed: seeds the users' goals and phrasings (same seed: same users for every system).
-        complexity: the user's behaviour (a preset name or a Complexity).
-        max_turns: cap on user turns (default: the complexity's ``max_turns // 2``).
-        transcripts: how many dialogues to return as text.
-
-    Returns:
-        ``{"success", "turns", "bleu", "entity_f1", "parser_act_f1", "parser_slot_f1",
-        "n_dialogues", "transcripts"}`` (success a rate, turns the mean user turns).
-    """
-    from tqdm.auto import tqdm
-
-    from mdlib.metrics import corpus_bleu, entity_f1, lexicon_from_domains
-
-    comp = get_complexity(complexity) if isinstance(complexity, str) else complexity
-    cap = max_turns or max(2, comp.max_turns // 2)
-    dom = system.domain
-    succ, turns, hyps, refs, p_acts, g_acts, shown = [], [], [], [], [], [], []
-    for i in tqdm(range(n), desc="simulated dialogues", disable=not progress):
-        rng = random.Random(f"e2e/{dom.name}/{seed}/{i}")
-        ref_rng = random.Random(f"e2e-ref/{dom.name}/{seed}/{i}")
-        user = UserSimulator(dom, system.db, comp, rng)
-        lines = [f"SYS: {system.reset()}"]
-        user_acts = user.reset()
-        t = 0
-        while user_acts and not user.done and t < cap:
-            t += 1
-            text = realise(dom, "user", user_acts, rng, comp) or "..."
-            reply = system.respond(text)
-            rec = system.history[-1]
-            p_acts.append(rec.parse.acts)
-            g_acts.append(user_acts)
-            hyps.append(reply)
-            refs.append(realise(dom, "system", rec.system_acts, ref_rng))
-            lines += [f"USR: {text}", f"     parsed: {rec.parse}", f"SYS: {reply}",
-                      f"     acts: {', '.join(map(str, rec.system_acts))}"]
-            user_acts = user.step(rec.system_acts)
-        succ.append(1.0 if (user.done and user.success) else 0.0)
-        turns.append(t)
-        if i < transcripts:
-            lines.append(f"-> {'success' if succ[-1] else 'failure'} after {t} user turns")
-            shown.append("\n".join(lines))
-    lex = lexicon_from_domains([dom.name])
-    f1 = act_slot_f1(p_acts, g_acts)
-    return {
-        "success": sum(succ) / max(1, n),
-        "turns": sum(turns) / max(1, n),
-        "bleu": corpus_bleu(hyps, refs) if hyps else None,
-        "entity_f1": entity_f1([tokenise(h) for h in hyps], [tokenise(r) for r in refs], lex),
-        "parser_act_f1": f1["act_f1"],
-        "parser_slot_f1": f1["slot_f1"],
-        "n_dialogues": n,
-        "transcripts": shown,
-    }
+# simulated text dialogues live in mdlib.system.simulation; imported here, where they always were
+from mdlib.system.simulation import simulate  # noqa: E402,F401
