@@ -1,19 +1,23 @@
 """Context-only input, the generator's input as DAML's model read it (docs/protocol.md).
 
 With ``input="context"`` a pair's source holds no system act: the last turns with every
-*system*-slot value delexicalised, the belief and the database result::
+*system*-slot value delexicalised, the belief and the database result (one line of
+tokens, split here)::
 
-    <sys> the rating is <slot_rating> . <usr> is it from <slot_company> ? <sep> genre music years 90s country germany requested <slot_company> <sep> <db_many>
-    |------------- context (system-slot values -> placeholders) ------|     |------ belief: user-slot values, pending requests -----------|     |- matches -|
+    <sys> the rating is <slot_rating> . <usr> is it from <slot_company> ?      (context)
+    <sep> genre music years 90s country germany requested <slot_company>     (belief)
+    <sep> <db_many>                                                          (database result)
 
 and its target is the response with the system-slot values it informs delexicalised
 ("the movie is from <slot_company> ."). The values come back at evaluation time from the
-first database row, as Sequicity and DAML's pipeline put them back (:func:`lexicalise`).
+first database row, as Sequicity and DAML's pipeline put them back
+(:meth:`mdlib.data.pairs.Pair.lexicalise`).
 
 * The *belief* is the turn's ``state`` (the system's belief tracker, fed with what it
   heard, never the user's goal): ``slot value`` for every user slot with a value,
   ``slot dontcare`` for a don't-care, then ``requested`` and the placeholders of the
-  system slots the user asked about and has not been told (Sequicity's belief span: constraints, then requests).
+  system slots the user asked about and has not been told (Sequicity's belief span:
+  constraints, then requests).
 * The *database result* is the number of rows that match the belief, bucketed as
   Sequicity's degree vector (:data:`DB_TOKENS`): it tells the generator whether it can
   answer, not what the answer is.
@@ -35,7 +39,8 @@ REQUESTED = "requested"
 DONT_CARE = "dontcare"
 
 
-def delexicalise_acts(tokens: Sequence[str], acts: Sequence[Act], slots) -> tuple[list[str], list[tuple[str, list[str]]]]:
+def delexicalise_acts(tokens: Sequence[str], acts: Sequence[Act],
+                      slots) -> tuple[list[str], list[tuple[str, list[str]]]]:
     """Replace the values of ``acts`` on ``slots`` by placeholders, in act order.
 
     Unlike :func:`mdlib.data.text.delexicalise`, which matches a domain's whole value
