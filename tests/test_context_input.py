@@ -173,3 +173,16 @@ def test_train_and_adapt_with_context_input(tmp_path, capsys):
     assert main(["adapt", "--checkpoint", str(run), "--target", "movie", "--k-shot", "1", "--input", "acts",
                  "--out", str(tmp_path / "x.json")]) == 1
     assert "trained with input 'context'" in capsys.readouterr().err
+
+
+def test_database_count_from_the_belief_matches_the_queries(dialogues):
+    from mdlib.data.context import match_count
+
+    queried = 0
+    for d in ALL:
+        for dlg in dialogues[d]:
+            for t in dlg["turns"]:
+                if "kb" in t:
+                    queried += 1
+                    assert match_count(d, t["state"], None) == t["kb"]["count"], (dlg["id"], t)
+    assert queried > 0
