@@ -44,6 +44,7 @@ def _methods() -> tuple[str, ...]:
 
 
 def _add_data_args(p: argparse.ArgumentParser, target_required: bool) -> None:
+    from mdlib.data.pairs import INPUTS
     from mdlib.profiles import PROFILES
 
     p.add_argument("--profile", choices=list(PROFILES), default=None,
@@ -56,7 +57,7 @@ def _add_data_args(p: argparse.ArgumentParser, target_required: bool) -> None:
                    help="source (training) tasks (default: bus restaurant weather)")
     p.add_argument("--target", default=None, required=target_required, metavar="TASK",
                    help="the held-out target task" + ("" if target_required else " (needed with --corpus)"))
-    p.add_argument("--input", choices=("acts", "context"), default=None,
+    p.add_argument("--input", choices=INPUTS, default=None,
                    help="the generator's input: the turn's acts with their values, or the context, belief and "
                         "database result as DAML read them (docs/protocol.md; default: the profile's for train, "
                         "the checkpoint's for adapt)")
