@@ -33,8 +33,8 @@ from mdlib.data.pairs import Pair, extract_pairs
 from mdlib.data.text import SPECIALS, Vocab, detokenise
 from mdlib.errors import MdlibError
 from mdlib.meta.inner import inner_loop
-from mdlib.metrics import (act_f1, corpus_bleu, distinct_n, entity_f1, lexicon_from_acts,
-                           lexicon_from_domains, perplexity)
+from mdlib.metrics import (act_f1, corpus_bleu, distinct_n, entity_f1, entity_f1_uncopyable, informed_slots,
+                           lexicon_from_acts, lexicon_from_domains, perplexity, success_f1)
 from mdlib.models.batching import collate, iterate_batches
 from mdlib.models.decoding import beam_search, greedy
 from mdlib.models.seq2seq import Seq2Seq, build_model
@@ -44,7 +44,8 @@ from mdlib.training import corpus_nll, train
 Data = Mapping[str, Mapping[str, Sequence[dict]]]
 #: Bump when the model, the pairs or the training change, so cached models are retrained.
 CACHE_VERSION = 3
-METRICS = ("bleu", "entity_f1", "act_f1", "ppl", "distinct_1", "distinct_2")
+METRICS = ("bleu", "entity_f1", "entity_f1_uncopyable", "success_f1", "act_f1", "ppl", "distinct_1",
+           "distinct_2")
 
 
 def collate_kw(profile: Profile) -> dict:
@@ -53,8 +54,8 @@ def collate_kw(profile: Profile) -> dict:
 
 
 def pairs_of(dialogues: Iterable[dict], profile: Profile) -> list[Pair]:
-    """``extract_pairs`` with the profile's context length."""
-    return extract_pairs(dialogues, context_turns=profile.context_turns)
+    """``extract_pairs`` with the profile's context length and input."""
+    return extract_pairs(dialogues, context_turns=profile.context_turns, input=profile.input)
 
 
 # ----------------------------------------------------------------------------- data access
@@ -212,6 +213,12 @@ def evaluate(model: Seq2Seq, params, test_dialogues: Sequence[dict], vocab: Voca
              device=None, samples: int = 0) -> dict:
     """Score a generator on test dialogues.
 
+    With context input the model writes placeholders for system-slot values; they are
+    filled from the database row (:meth:`~mdlib.data.pairs.Pair.lexicalise`) before the
+    text is scored against the reference as written, so BLEU, entity F1 and act F1 score
+    text in both inputs. Perplexity is that of the model's own targets (delexicalised
+    with context input), so it does not compare across inputs.
+
     Args:
         params: parameters to use (``None``: the model's own).
         test_dialogues: the target's test dialogues.
@@ -220,16 +227,20 @@ def evaluate(model: Seq2Seq, params, test_dialogues: Sequence[dict], vocab: Voca
         samples: how many (context, generated, reference) examples to include.
 
     Returns:
-        ``{"bleu", "entity_f1", "act_f1", "ppl", "distinct_1", "distinct_2", "n_test",
-        "n_dialogues"}`` (and ``"samples"``); a metric that needs annotations the corpus
-        lacks is ``None``.
+        ``{"bleu", "entity_f1", "entity_f1_uncopyable", "success_f1", "act_f1", "ppl",
+        "distinct_1", "distinct_2", "n_test", "n_dialogues"}`` (and ``"samples"``);
+        ``entity_f1_uncopyable`` (:func:`~mdlib.metrics.entity_f1_uncopyable`) is
+        ``None`` with acts input, where every value can be copied; a metric that needs
+        annotations the corpus lacks is ``None``.
     """
     profile = get_profile(profile)
     pairs = pairs_of(test_dialogues, profile)
     if not pairs:
         raise MdlibError("evaluate: the test dialogues have no system turns")
-    hyps = generate(model, params, pairs, vocab, profile, device=device)
-    refs = [list(p.response) for p in pairs]
+    raw = generate(model, params, pairs, vocab, profile, device=device)
+    hyps = [p.lexicalise(h) for p, h in zip(pairs, raw)]
+    refs = [p.reference() for p in pairs]
+    sources = [p.source(profile.use_acts)[-profile.max_src:] for p in pairs]
     nll, n_tok = corpus_nll(model, pairs, vocab, params=params, device=device, **collate_kw(profile))
     lexicon = lexicon_for(test_dialogues)
     a_f1 = None
@@ -242,6 +253,8 @@ def evaluate(model: Seq2Seq, params, test_dialogues: Sequence[dict], vocab: Voca
     result = {
         "bleu": corpus_bleu([detokenise(h) for h in hyps], [detokenise(r) for r in refs]),
         "entity_f1": entity_f1(hyps, refs, lexicon),
+        "entity_f1_uncopyable": entity_f1_uncopyable(hyps, refs, sources, lexicon),
+        "success_f1": dialogue_success_f1(pairs, raw),
         "act_f1": a_f1,
         "ppl": perplexity(nll, n_tok),
         "distinct_1": distinct_n(hyps, 1),
@@ -250,10 +263,34 @@ def evaluate(model: Seq2Seq, params, test_dialogues: Sequence[dict], vocab: Voca
         "n_dialogues": len(test_dialogues),
     }
     if samples:
-        result["samples"] = [{"context": detokenise(p.context), "acts": " ".join(p.act_tokens()),
-                              "generated": detokenise(h), "reference": detokenise(r)}
-                             for p, h, r in list(zip(pairs, hyps, refs))[:samples]]
+        result["samples"] = [{"context": detokenise(p.context), "source": " ".join(s),
+                              "acts": " ".join(p.act_tokens()), "generated": detokenise(h), "reference": detokenise(r)}
+                             for p, s, h, r in list(zip(pairs, sources, hyps, refs))[:samples]]
     return result
+
+
+def dialogue_success_f1(pairs: Sequence[Pair], generated: Sequence[Sequence[str]]) -> float | None:
+    """:func:`~mdlib.metrics.success_f1` of generated responses, grouped by dialogue.
+
+    A response informs a slot when, delexicalised with its turn's ``inform`` acts
+    (:func:`~mdlib.data.context.delexicalise_acts`), it holds that slot's placeholder:
+    with context input the model writes the placeholder itself; with acts input it
+    writes the value the acts gave it. The reference side is the reference response,
+    delexicalised the same way. ``None`` without act annotations.
+
+    Args:
+        pairs: the test pairs (any input).
+        generated: the model's tokens per pair, before :meth:`~mdlib.data.pairs.Pair.lexicalise`.
+    """
+    from mdlib.data.context import delexicalise_acts
+
+    pred: dict[str, set] = {}
+    gold: dict[str, set] = {}
+    for p, h in zip(pairs, generated):
+        slots = {a.slot for a in p.acts if a.act == "inform" and a.slot}
+        pred.setdefault(p.dialogue_id, set()).update(informed_slots(delexicalise_acts(h, p.acts, slots)[0]))
+        gold.setdefault(p.dialogue_id, set()).update(informed_slots(delexicalise_acts(p.reference(), p.acts, slots)[0]))
+    return success_f1([pred[d] for d in gold], [gold[d] for d in gold])
 
 
 # ----------------------------------------------------------------------------- pretraining
@@ -364,7 +401,7 @@ def pretrain(profile: Profile | str, seed: int, *, sources: Sequence[str] = SOUR
     config = {"method": "pretrain", "cache_version": CACHE_VERSION, "sources": list(sources),
               "data": data_signature(data),
               "profile": {k: v for k, v in profile.to_dict().items()
-                          if k in ("emb", "hidden", "copy", "context_turns", "use_acts", "max_src",
+                          if k in ("emb", "hidden", "copy", "context_turns", "input", "max_src",
                                    "max_tgt", "min_freq", "n_train", "n_valid", "epochs",
                                    "batch_size", "lr", "clip", "patience", "max_steps")}}
 

@@ -6,6 +6,8 @@
 * :func:`entity_f1`: micro F1 of the slot values mentioned in the generated responses
   against those in the references, with the value lists of :mod:`mdlib.data.domains`
   (or of a user corpus's acts); ``None`` when no lexicon is known;
+* :func:`entity_f1_uncopyable`: the same on the values absent from the model's input;
+* :func:`success_f1`: DAML's success F1, the requested slots the responses inform, per dialogue;
 * :func:`act_f1`: micro F1 of (act, slot) labels;
 * :func:`slot_errors`: the slot error of one response (values of its acts missing from
   its text, and values in its text that its acts do not have);
@@ -150,6 +152,60 @@ def entity_f1(hypotheses: Sequence[Sequence[str]], references: Sequence[Sequence
         raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} references")
     return _micro_f1((Counter(extract_entities(h, lexicon)) for h in hypotheses),
                      (Counter(extract_entities(r, lexicon)) for r in references))
+
+
+def _occurs(value: str, tokens: Sequence[str]) -> bool:
+    vt = value.split(" ")
+    return any(list(tokens[i:i + len(vt)]) == vt for i in range(len(tokens) - len(vt) + 1))
+
+
+def entity_f1_uncopyable(hypotheses: Sequence[Sequence[str]], references: Sequence[Sequence[str]],
+                         sources: Sequence[Sequence[str]], lexicon: Lexicon | None) -> float | None:
+    """:func:`entity_f1` on the values the model could not copy from its input.
+
+    A value that occurs (as a token sequence) in example ``i``'s source is dropped from
+    both the generated and the reference values of that example; F1 is taken over what
+    is left. ``None`` when no reference holds a value absent from its source (recall is
+    undefined: with acts-with-values input every reference value is in the acts), or
+    when there is no lexicon.
+
+    Args:
+        hypotheses, references: generated and reference responses (token lists).
+        sources: the model's input of each example (token lists, as the encoder read them).
+        lexicon: ``value tokens -> slot``.
+    """
+    if not lexicon:
+        return None
+    if not len(hypotheses) == len(references) == len(sources):
+        raise ValueError(f"{len(hypotheses)} hypotheses, {len(references)} references, {len(sources)} sources")
+    pred, gold = [], []
+    for h, r, s in zip(hypotheses, references, sources):
+        pred.append(Counter(v for v in extract_entities(h, lexicon) if not _occurs(v, s)))
+        gold.append(Counter(v for v in extract_entities(r, lexicon) if not _occurs(v, s)))
+    if not any(gold):
+        return None
+    return _micro_f1(pred, gold)
+
+
+def informed_slots(tokens: Sequence[str]) -> set[str]:
+    """The slots whose placeholder (``<slot_NAME>``) a delexicalised response contains."""
+    return {t[len("<slot_"):-1] for t in tokens if t.startswith("<slot_") and t.endswith(">")}
+
+
+def success_f1(predicted: Sequence[Iterable[str]], reference: Sequence[Iterable[str]]) -> float | None:
+    """DAML's success F1: micro F1, over dialogues, of the requested slots informed.
+
+    For each dialogue, ``reference`` holds the system slots its reference responses
+    inform (the slots the user requested that the reference system answered) and
+    ``predicted`` the system slots the generated responses of the same turns inform
+    (:func:`informed_slots` of the delexicalised responses). Each dialogue counts each
+    slot once: a true positive is a slot in both sets. As DAML's ``success_f1_metric``
+    (its SimDial evaluation, built on Sequicity's): placeholders collected per dialogue,
+    tp/fp/fn summed over dialogues. ``None`` when no dialogue has a slot on either side.
+    """
+    if len(predicted) != len(reference):
+        raise ValueError(f"{len(predicted)} predictions but {len(reference)} references")
+    return _micro_f1((Counter(set(p)) for p in predicted), (Counter(set(r)) for r in reference))
 
 
 def act_f1(predicted: Sequence[Iterable], reference: Sequence[Iterable]) -> float | None:

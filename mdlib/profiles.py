@@ -25,7 +25,11 @@ class Profile:
     Attributes:
         name: the profile's name.
         emb, hidden, copy: generator size (:class:`~mdlib.models.seq2seq.ModelConfig`).
-        context_turns: turns of context per pair; use_acts: feed the turn's system acts.
+        context_turns: turns of context per pair.
+        input: the generator's input (:data:`mdlib.data.pairs.INPUTS`): ``"acts"``, the
+            context and the turn's system acts with their values (the default for now),
+            or ``"context"``, the context, belief and database result with system-slot
+            values delexicalised, as DAML's model read it (docs/protocol.md).
         max_src, max_tgt: token caps of source and target.
         min_freq: vocabulary cut-off (vocabulary built on the source train split).
         n_train, n_valid: dialogues per source domain for pretraining / early stopping.
@@ -50,7 +54,7 @@ class Profile:
     hidden: int = 128
     copy: bool = True
     context_turns: int = 2
-    use_acts: bool = True
+    input: str = "acts"
     max_src: int = 80
     max_tgt: int = 40
     min_freq: int = 1
@@ -85,6 +89,32 @@ class Profile:
     meta_init: str = "pretrain"
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
+    def __post_init__(self):
+        from mdlib.data.pairs import INPUTS
+
+        if self.input not in INPUTS:
+            raise MdlibError(f"profile {self.name!r}: input must be one of {', '.join(INPUTS)}; got {self.input!r}")
+
+    @property
+    def use_acts(self) -> bool:
+        """Whether the source ends with the turn's acts (``input == "acts"``)."""
+        return self.input == "acts"
+
+    def input_settings(self) -> dict:
+        """The settings that decide what the generator reads (saved with a run as ``inputs``)."""
+        return {k: getattr(self, k) for k in ("context_turns", "input", "max_src", "max_tgt")}
+
+    def with_inputs(self, inputs: dict) -> "Profile":
+        """A copy with a run's saved ``inputs`` (:meth:`input_settings`). Runs saved before
+        ``input`` existed carry ``use_acts: true``, which is ``input: "acts"``."""
+        inputs = dict(inputs)
+        if "use_acts" in inputs:
+            if not inputs.pop("use_acts"):
+                raise MdlibError("the run was saved with use_acts=false, an input this version no longer "
+                                 "reads; train it again with --input acts or --input context")
+            inputs.setdefault("input", "acts")
+        return self.replace(**{k: v for k, v in inputs.items() if k in self.input_settings()})
+
     def replace(self, **changes) -> "Profile":
         """A copy with ``changes`` (unknown field -> MdlibError naming it)."""
         names = {f.name for f in dataclasses.fields(self)}
@@ -95,7 +125,7 @@ class Profile:
 
     def model_config(self) -> dict:
         """The fields that decide the model and its inputs (hashed for the run cache)."""
-        return {k: getattr(self, k) for k in ("emb", "hidden", "copy", "context_turns", "use_acts",
+        return {k: getattr(self, k) for k in ("emb", "hidden", "copy", "context_turns", "input",
                                                "max_src", "max_tgt", "min_freq")}
 
     def to_dict(self) -> dict:

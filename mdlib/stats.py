@@ -53,6 +53,7 @@ def bootstrap_ci(values: Sequence[float], n_boot: int = 2000, seed: int = 0) -> 
 #: near 1 can reach past 1). Everything else gets the t-interval.
 BOUNDS: dict[str, tuple[float, float]] = {
     "success": (0.0, 1.0), "success_rate": (0.0, 1.0), "entity_f1": (0.0, 1.0), "act_f1": (0.0, 1.0),
+    "entity_f1_uncopyable": (0.0, 1.0),
     "success_f1": (0.0, 1.0), "slot_f1": (0.0, 1.0), "parser_slot_f1": (0.0, 1.0),
     "persona_accuracy": (0.0, 1.0), "bleu": (0.0, 100.0),
     "distinct_1": (0.0, 1.0), "distinct_2": (0.0, 1.0),

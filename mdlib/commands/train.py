@@ -7,6 +7,7 @@ Examples::
     python -m mdlib adapt --checkpoint runs/pre0 --target movie --k-shot 9 --seed 0 --out results/pre0_movie.json
     python -m mdlib train --method pretrain --corpus my.jsonl --sources a b c --target d --out runs/mine
     python -m mdlib adapt --checkpoint runs/mine --corpus my.jsonl --sources a b c --target d --k-shot 3 --out r.json
+    python -m mdlib train --method pretrain --input context --out runs/ctx0   # DAML's input (docs/protocol.md)
 
 Methods: ``pretrain`` (multi-domain supervised training on the sources), ``scratch``
 (a random initialisation; ``adapt`` then trains it on the k target dialogues only), and
@@ -43,6 +44,7 @@ def _methods() -> tuple[str, ...]:
 
 
 def _add_data_args(p: argparse.ArgumentParser, target_required: bool) -> None:
+    from mdlib.data.pairs import INPUTS
     from mdlib.profiles import PROFILES
 
     p.add_argument("--profile", choices=list(PROFILES), default=None,
@@ -55,6 +57,10 @@ def _add_data_args(p: argparse.ArgumentParser, target_required: bool) -> None:
                    help="source (training) tasks (default: bus restaurant weather)")
     p.add_argument("--target", default=None, required=target_required, metavar="TASK",
                    help="the held-out target task" + ("" if target_required else " (needed with --corpus)"))
+    p.add_argument("--input", choices=INPUTS, default=None,
+                   help="the generator's input: the turn's acts with their values, or the context, belief and "
+                        "database result as DAML read them (docs/protocol.md; default: the profile's for train, "
+                        "the checkpoint's for adapt)")
     p.add_argument("--progress", action="store_true", help="show progress bars")
 
 
@@ -112,6 +118,8 @@ def cmd_train(args) -> int:
     from mdlib.seeding import default_device, seed_everything
 
     profile = get_profile(args.profile or "quick")
+    if args.input:
+        profile = profile.replace(input=args.input)
     sources = _sources(args)
     targets = [args.target] if args.target else []
     if args.target and args.target in sources:
@@ -121,8 +129,7 @@ def cmd_train(args) -> int:
     device = default_device()
     config = {"method": args.method, "profile_name": profile.name, "sources": sources, "targets": targets,
               "corpus": str(args.corpus) if args.corpus else None, "data": data_signature(data),
-              "seed": args.seed, "inputs": {"context_turns": profile.context_turns, "use_acts": profile.use_acts,
-                                            "max_src": profile.max_src, "max_tgt": profile.max_tgt}}
+              "seed": args.seed, "inputs": profile.input_settings()}
     if args.method == "pretrain":
         model, vocab, info = pretrain(profile, args.seed, sources=sources, data=data, progress=args.progress,
                                       device=device, cache=False)
@@ -182,8 +189,7 @@ def _train_reweight(args, profile, sources, data, device) -> list[dict]:
     config = {"method": "reweight", "profile_name": profile.name, "sources": sources, "corrupt": rate,
               "mean_weight": out["mean_weight"], "seed": args.seed,
               "corpus": str(args.corpus) if args.corpus else None,
-              "inputs": {"context_turns": profile.context_turns, "use_acts": profile.use_acts,
-                         "max_src": profile.max_src, "max_tgt": profile.max_tgt}}
+              "inputs": profile.input_settings()}
     save_run(args.out, model, vocab, config, curve)
     return curve
 
@@ -220,8 +226,9 @@ def cmd_adapt(args) -> int:
     model, vocab, config, _ = load_checkpoint(args.checkpoint, device=device)
     run = args.checkpoint if args.checkpoint.is_dir() else args.checkpoint.parent
     profile = get_profile(args.profile or config.get("profile_name", "quick"))
-    inputs = config.get("inputs") or {}
-    profile = profile.replace(**{k: v for k, v in inputs.items() if hasattr(profile, k)})
+    profile = profile.with_inputs(config.get("inputs") or {})
+    if args.input and args.input != profile.input:
+        raise MdlibError(f"--input {args.input}: {args.checkpoint} was trained with input {profile.input!r}")
     sources = list(args.sources) if args.sources else list(config.get("sources") or [])
     if not sources:
         from mdlib.data.domains import SOURCES
@@ -243,6 +250,6 @@ def cmd_adapt(args) -> int:
                   checkpoint=str(args.checkpoint), adapt_steps=steps if shots else 0)
     save_json(result, args.out)
     shown = ", ".join(f"{k}={result[k]:.3f}" if isinstance(result[k], float) else f"{k}={result[k]}"
-                      for k in ("bleu", "entity_f1", "ppl"))
+                      for k in ("bleu", "entity_f1", "entity_f1_uncopyable", "success_f1", "ppl"))
     print(f"wrote {args.out}: {method} on {args.target}, k={args.k_shot}, seed {args.seed}: {shown}")
     return 0

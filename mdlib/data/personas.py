@@ -65,7 +65,7 @@ SEED_BASES = {"train": 0, "valid": 1000, "test": 2000}
 DIALOGUE_BASES = {"pool": 0, "valid": 100_000, "test": 200_000}
 #: The generator's input for this family: the turn's acts with values, no context (earlier
 #: system turns would show the persona's words: the persona is never an input).
-PAIR_SETTINGS = {"context_turns": 0, "use_acts": True}
+PAIR_SETTINGS = {"context_turns": 0, "input": "acts"}
 _NAME = re.compile(r"persona-(\d+)")
 
 

@@ -181,8 +181,8 @@ def _episode_batches(episode, vocab, profile, device) -> TaskBatches:
     from mdlib.models.batching import collate
 
     kw = dict(use_acts=profile.use_acts, max_src=profile.max_src, max_tgt=profile.max_tgt, device=device)
-    sup = extract_pairs(episode.support, context_turns=profile.context_turns)
-    qry = extract_pairs(episode.query, context_turns=profile.context_turns)
+    sup = extract_pairs(episode.support, context_turns=profile.context_turns, input=profile.input)
+    qry = extract_pairs(episode.query, context_turns=profile.context_turns, input=profile.input)
     if not sup or not qry:
         raise MdlibError(f"task {episode.task!r}: an episode has no system turns to learn from")
     return TaskBatches(episode.task, [collate(sup, vocab, **kw)], [collate(qry, vocab, **kw)])

@@ -92,6 +92,9 @@ class NeuralGenerator:
         from mdlib.profiles import get_profile
 
         p = get_profile(profile)
+        if not p.use_acts:  # the live system has acts, not the corpus's belief and database columns
+            raise MdlibError(f"profile {p.name!r} has input {p.input!r}; the end-to-end system's "
+                             "generator reads the turn's acts (input 'acts')")
         return cls(model, params, vocab, context_turns=p.context_turns, use_acts=p.use_acts,
                    max_src=p.max_src, max_len=p.max_len)
 
