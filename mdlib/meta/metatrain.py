@@ -237,11 +237,13 @@ def validation_loss(learner: MetaLearner, loss_fn, params: Mapping[str, torch.Te
 
 
 def check_meta_tasks(sources: Sequence[str], targets: Sequence[str], meta_batch: int) -> None:
-    """Refuse target leakage and impossible meta-batches.
+    """Refuse target leakage and empty meta-batches.
+
+    A meta-batch may be larger than the number of source tasks: the tasks are then drawn
+    with replacement (:meth:`mdlib.data.splits.EpisodeSampler.sample`).
 
     Raises:
-        MdlibError: a target listed among the sources, no sources, or a meta-batch
-            larger than the number of source tasks.
+        MdlibError: a target listed among the sources, no sources, or ``meta_batch < 1``.
     """
     if not sources:
         raise MdlibError("meta-training needs at least one source task")
@@ -249,9 +251,8 @@ def check_meta_tasks(sources: Sequence[str], targets: Sequence[str], meta_batch:
     if leaked:
         raise MdlibError(f"target domain(s) {leaked} are listed among the meta-training sources: "
                          "that leaks the evaluation domain into meta-training; remove them from --sources")
-    if meta_batch < 1 or meta_batch > len(sources):
-        raise MdlibError(f"meta_batch={meta_batch} but there are {len(sources)} source tasks "
-                         f"({', '.join(sources)}); expected 1 <= meta_batch <= {len(sources)}")
+    if isinstance(meta_batch, bool) or not isinstance(meta_batch, int) or meta_batch < 1:
+        raise MdlibError(f"--meta-batch: expected a number >= 1 of tasks per meta-step, got {meta_batch!r}")
 
 
 def _episode_batches(episode, vocab, profile, device) -> TaskBatches:
@@ -280,6 +281,11 @@ def meta_train(
     progress: bool = False,
     device: torch.device | str | None = None,
     on_step: Callable[[int, dict], None] | None = None,
+    engine: str = "loop",
+    group=None,
+    on_checkpoint: Callable[[dict], None] | None = None,
+    checkpoint_every: int = 0,
+    resume: Mapping[str, Any] | None = None,
     **learner_kw,
 ) -> tuple[MetaLearner, MetaHistory]:
     """Meta-train a response generator on source domains (the DAML protocol).
@@ -296,7 +302,11 @@ def meta_train(
             (adapt on ``meta_k_support`` of them, score on the rest); ``None``: no
             validation (the last parameters are kept).
         targets: the evaluation domains; listing one of them in ``tasks`` is refused.
-        on_step: called after each meta-step (checkpointing).
+        on_step: called after each meta-step (logging).
+        engine, group, on_checkpoint, checkpoint_every, resume: as in
+            :func:`meta_train_loop` (task-batched meta-steps, ``torchrun`` shards,
+            checkpoints and resuming); the episode sampler's random state is part of
+            every checkpoint.
         **learner_kw: extra arguments of :func:`~mdlib.meta.learners.make_learner`.
 
     Returns:
@@ -304,13 +314,16 @@ def meta_train(
         (``learner.state_dict()`` goes into the checkpoint).
 
     Raises:
-        MdlibError: leakage (a target among the sources), ``meta_batch`` larger than the
-            number of sources, ``inner_steps < 0``, a NaN meta-gradient (step and task).
+        MdlibError: leakage (a target among the sources), ``meta_batch < 1``, fewer
+            tasks per meta-batch than processes, ``inner_steps < 0``, a NaN
+            meta-gradient (step and task).
     """
     from mdlib.data.splits import EpisodeSampler
 
     sources = list(tasks)
     check_meta_tasks(sources, targets, profile.meta_batch)
+    if group is not None:
+        group.check_tasks(profile.meta_batch)
     if profile.inner_steps < 0:
         raise MdlibError(f"inner_steps must be >= 0, got {profile.inner_steps}")
     params = dict(model.named_parameters())
@@ -342,7 +355,10 @@ def meta_train(
 
     hist = meta_train_loop(learner, loss_fn, params, sample, meta_steps=profile.meta_steps,
                            outer_lr=profile.outer_lr, clip=profile.meta_clip, validate=validate,
-                           eval_every=profile.meta_eval_every, progress=progress, on_step=on_step)
+                           eval_every=profile.meta_eval_every, progress=progress, on_step=on_step,
+                           engine=engine, group=group, on_checkpoint=on_checkpoint,
+                           checkpoint_every=checkpoint_every, resume=resume,
+                           rng=(sampler.rng.getstate, sampler.rng.setstate))
     model.eval()
     return learner, hist
 

@@ -108,6 +108,7 @@ def load_progress(run: str | Path) -> dict:
     run = Path(run)
     if not run.is_dir():
         raise MdlibError(f"--resume {run}: not a run folder (no such folder)")
-    blob = read_torch(run / PROGRESS_NAME, FORMAT, "run progress file",
-                      "only meta-learning runs started by this version of `train` can resume")
-    return blob
+    if not (run / PROGRESS_NAME).is_file():
+        raise MdlibError(f"--resume {run}: not a resumable run (no {PROGRESS_NAME}; only meta-learning "
+                         "runs written by `python -m mdlib train` can resume)")
+    return read_torch(run / PROGRESS_NAME, FORMAT, "run progress file", "")
