@@ -91,7 +91,8 @@ def test_train_resume_after_a_kill_matches_an_uninterrupted_run(tmp_path, monkey
     capsys.readouterr()
     # resuming with another method or model size, or a folder that is no run: one line, nothing written
     for argv, message in ((["--method", "maml"], "the run was made with --method fomaml, not maml"),
-                          (["--profile", "quick"], "the run was made with --profile smoke, not quick")):
+                          (["--profile", "quick"], "the run was made with --profile smoke, not quick"),
+                          (["--meta-batch", "2"], "the run was made with --meta-batch 4, not 2")):
         assert main(["train", "--resume", str(killed), *argv]) == 1
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1
@@ -177,3 +178,15 @@ def test_more_processes_than_tasks_is_one_line_and_writes_nothing(tmp_path, monk
     assert "torchrun started 3 processes but a meta-batch has 2 task(s)" in err and err.count("\n") == 1
     assert not out.exists()
     assert distributed.Group(1, 3).bounds(4) == (1, 2) and distributed.Group(2, 3).bounds(4) == (2, 4)
+
+
+def test_the_multitask_control_trains_and_adapts_from_the_command_line(tmp_path):
+    import json
+
+    run = tmp_path / "mt"
+    assert main(["train", "--method", "multitask", "--profile", "smoke", "--meta-steps", "2", "--out", str(run)]) == 0
+    state = torch.load(run / "learner.pt", weights_only=True)
+    assert state["method"] == "multitask" and state["inner_steps"] == 0
+    out = tmp_path / "mt.json"
+    assert main(["adapt", "--checkpoint", str(run), "--target", "movie", "--k-shot", "1", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["method"] == "multitask"

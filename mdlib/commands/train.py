@@ -180,8 +180,10 @@ def _settings(args) -> dict:
                          f"profile {profile.name}'s {profile.model_config()}")
     if args.out is not None and Path(args.out).resolve() != Path(args.resume).resolve():
         raise MdlibError(f"--resume {args.resume} continues that folder; leave out --out {args.out}")
-    if meta_steps is not None and meta_steps != saved["meta_steps"]:
-        raise MdlibError(f"--resume {args.resume}: the run was made with --meta-steps {saved['meta_steps']}")
+    for flag, given in (("meta-steps", meta_steps), ("meta-batch", meta_batch)):
+        key = flag.replace("-", "_")
+        if given is not None and given != saved[key]:  # another value would be another run
+            raise MdlibError(f"--resume {args.resume}: the run was made with --{flag} {saved[key]}, not {given}")
     return dict(saved, out=str(args.resume), resume=blob["state"],
                 checkpoint_every=saved["checkpoint_every"] if every is None else every)
 
