@@ -233,9 +233,10 @@ def _train(args, run, profile, sources, targets, data, device, group, writes) ->
     method, out, seed = run["method"], Path(run["out"]), run["seed"]
     config = {"method": method, "profile_name": profile.name, "sources": sources, "targets": targets,
               "corpus": run["corpus"], "data": data_signature(data), "seed": seed,
-              "meta_batch": profile.meta_batch, "meta_steps": profile.meta_steps,
               "inputs": {"context_turns": profile.context_turns, "use_acts": profile.use_acts,
                          "max_src": profile.max_src, "max_tgt": profile.max_tgt}}
+    if method in _meta_methods():
+        config.update(meta_batch=profile.meta_batch, meta_steps=profile.meta_steps)
     if method == "pretrain":
         model, vocab, info = pretrain(profile, seed, sources=sources, data=data, progress=args.progress,
                                       device=device, cache=False)

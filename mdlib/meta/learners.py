@@ -35,12 +35,11 @@ from typing import Iterable, Mapping, Sequence
 import torch
 
 from mdlib.errors import MdlibError
-from mdlib.meta.base import (LEARNERS, MetaLearner, OnPolicy, TaskBatches, learner_class, mean_loss,
-                             query_batches, register)
+from mdlib.meta.base import LEARNERS, MetaLearner, OnPolicy, TaskBatches, learner_class, mean_loss, register
 from mdlib.meta.inner import LR, LossFn, check_finite
 
 __all__ = ["TaskBatches", "OnPolicy", "MetaLearner", "MAML", "FOMAML", "Reptile", "MetaSGD", "ANIL",
-           "Multitask", "LEARNERS", "METHODS", "register", "make_learner", "meta_gradient", "mean_loss"]
+           "Multitask", "LSLR", "LEARNERS", "METHODS", "register", "make_learner", "meta_gradient", "mean_loss"]
 
 
 def _project(tensors: Iterable[torch.Tensor], lo: float, hi: float, who: str) -> int:

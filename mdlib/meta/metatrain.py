@@ -35,6 +35,7 @@ import torch
 from tqdm.auto import tqdm
 
 from mdlib.errors import MdlibError
+from mdlib.meta import progress as prog
 from mdlib.meta.learners import MetaLearner, TaskBatches, make_learner, mean_loss, meta_gradient
 
 __all__ = ["MetaHistory", "meta_train_loop", "meta_train", "check_meta_tasks", "validation_loss",
@@ -134,8 +135,6 @@ def meta_train_loop(
             fewer tasks than processes, or a NaN/inf meta-gradient (naming the meta-step
             and the task).
     """
-    from mdlib.meta import progress as prog
-
     if meta_steps < 0:
         raise MdlibError(f"meta_steps must be >= 0, got {meta_steps}")
     if eval_every < 1:
@@ -156,8 +155,8 @@ def meta_train_loop(
     first = 1
     seconds = 0.0
     if resume is not None:
-        first, best, seconds = prog.restore(resume, targets, opt, hist, rng)
-        first += 1
+        done, best, seconds = prog.restore(resume, targets, opt, hist, rng)
+        first = done + 1
 
     def run_validation(step: int) -> None:
         nonlocal best
