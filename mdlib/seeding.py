@@ -38,3 +38,28 @@ def default_device() -> torch.device:
     if name:
         return torch.device(name)
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """The device that ``--device NAME`` asks for.
+
+    Args:
+        name: ``"auto"`` (:func:`default_device`: the GPU when present), ``"cpu"`` or ``"cuda"``.
+
+    Raises:
+        MdlibError: an unknown name, or ``"cuda"`` on a machine without a visible GPU.
+    """
+    from mdlib.errors import MdlibError
+
+    if name == "auto":
+        return default_device()
+    if name == "cpu":
+        return torch.device("cpu")
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise MdlibError("--device cuda: no CUDA GPU is visible on this machine; use --device cpu or auto")
+        return torch.device("cuda")
+    raise MdlibError(f"--device: unknown device {name!r}; known devices: {', '.join(DEVICES)}")

@@ -151,14 +151,28 @@ def test_meta_train_loop_stops_on_nan_naming_step_and_task():
         meta_train_loop(MAML(1, 0.01), loss_fn, params, sample, meta_steps=-1)
 
 
-def test_check_meta_tasks_refuses_leakage_and_big_meta_batches():
+def test_check_meta_tasks_refuses_leakage_and_empty_meta_batches():
     from mdlib.meta.metatrain import check_meta_tasks
 
     check_meta_tasks(["bus", "restaurant", "weather"], ["movie"], 3)
+    check_meta_tasks(["bus", "restaurant", "weather"], ["movie"], 8)  # drawn with replacement
     with pytest.raises(MdlibError, match="leaks"):
         check_meta_tasks(["bus", "movie"], ["movie", "rest_pitt"], 2)
-    with pytest.raises(MdlibError, match="meta_batch=4 but there are 3 source tasks"):
-        check_meta_tasks(["bus", "restaurant", "weather"], ["movie"], 4)
+    with pytest.raises(MdlibError, match="--meta-batch: expected a number >= 1"):
+        check_meta_tasks(["bus", "restaurant", "weather"], ["movie"], 0)
+
+
+def test_episode_sampler_draws_with_replacement_beyond_the_task_count():
+    from mdlib.data.splits import EpisodeSampler, load_split
+
+    tasks = {s: load_split(s, "train")[:6] for s in ("bus", "restaurant")}
+    small = EpisodeSampler(tasks, 2, 2, seed=0).sample(2)
+    assert sorted(e.task for e in small) == ["bus", "restaurant"]
+    big = EpisodeSampler(tasks, 2, 2, seed=0).sample(7)
+    assert len(big) == 7 and {e.task for e in big} == {"bus", "restaurant"}
+    same = [e for e in big if e.task == big[0].task]
+    # a task drawn twice comes with fresh episodes (its own dialogues)
+    assert len(same) >= 2 and len({tuple(d["id"] for d in e.support) for e in same}) > 1
 
 
 def test_meta_train_on_dialogue_domains_and_bad_input():
@@ -183,7 +197,7 @@ def test_meta_train_on_dialogue_domains_and_bad_input():
     with pytest.raises(MdlibError, match="leaks"):
         meta_train("maml", model, {**tasks, "movie": load_split("movie", "train")[:6]}, vocab, prof, 0,
                    targets=["movie"])
-    with pytest.raises(MdlibError, match="meta_batch=3 but there are 2 source tasks"):
-        meta_train("maml", model, {s: tasks[s] for s in sources[:2]}, vocab, prof, 0)
+    with pytest.raises(MdlibError, match="--meta-batch"):
+        meta_train("maml", model, tasks, vocab, prof.replace(meta_batch=0), 0)
     with pytest.raises(MdlibError, match="inner_steps"):
         meta_train("maml", model, tasks, vocab, prof.replace(inner_steps=-1), 0)

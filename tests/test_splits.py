@@ -110,8 +110,9 @@ def test_episode_sampler_support_and_query_are_disjoint():
             assert all(r["domain"] == e.task for r in e.support + e.query)
     a = [[_ids(e.support) for e in EpisodeSampler(tasks, 2, 2, seed=4).sample(2)] for _ in range(2)]
     assert a[0] == a[1], "deterministic per seed"
+    assert len(sampler.sample(4)) == 4  # more than the tasks: drawn with replacement
     with pytest.raises(MdlibError, match="n_tasks"):
-        sampler.sample(4)
+        sampler.sample(0)
     with pytest.raises(MdlibError, match="fewer than"):
         EpisodeSampler({"bus": tasks["bus"][:5]}, 3, 3, 0)
     with pytest.raises(MdlibError, match="repeated dialogue ids"):

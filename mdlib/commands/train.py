@@ -10,8 +10,16 @@ Examples::
     python -m mdlib train --method pretrain --input context --out runs/ctx0   # DAML's input (docs/protocol.md)
 
 Methods: ``pretrain`` (multi-domain supervised training on the sources), ``scratch``
-(a random initialisation; ``adapt`` then trains it on the k target dialogues only), and
-the meta-learners of :mod:`mdlib.meta.metatrain` when present (``maml``, ``fomaml``, ...).
+(a random initialisation; ``adapt`` then trains it on the k target dialogues only),
+``reweight``, and every meta-learner of the registry (:mod:`mdlib.meta.base`: ``maml``,
+``fomaml``, ``reptile``, ``metasgd``, ``anil``, ``lslr`` and the compute-matched control
+``multitask``).
+
+Meta-learning runs take ``--meta-batch``, ``--meta-steps``, ``--engine`` and
+``--device``; they write ``RUN/progress.pt`` every ``--checkpoint-every`` meta-steps and
+``train --resume RUN`` continues a killed run to the result of an uninterrupted one.
+Under ``torchrun --standalone --nproc_per_node N -m mdlib train ...`` the meta-batch is
+sharded over the N processes (:mod:`mdlib.meta.distributed`); only rank 0 writes.
 With ``--corpus``, tasks come from each dialogue's ``"domain"`` field, split by
 :func:`mdlib.data.splits.split_corpus` (seed 0, so ``train`` and ``adapt`` agree);
 metrics that need annotations the corpus lacks are written as ``null``.
@@ -28,14 +36,12 @@ from mdlib.commands._common import nonnegative_int
 from mdlib.errors import MdlibError
 
 SPLIT_SEED = 0
+CHECKPOINT_EVERY = 50  # meta-steps between two writes of RUN/progress.pt
 
 
 def _meta_methods() -> tuple[str, ...]:
-    try:
-        from mdlib.meta.learners import METHODS
-        import mdlib.meta.metatrain  # noqa: F401  (must exist for dispatch)
-    except ImportError:
-        return ()
+    from mdlib.meta.learners import METHODS  # the registry: every registered learner
+
     return tuple(METHODS)
 
 
@@ -69,10 +75,24 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("train", help="train a response generator on the source domains",
                               description="Train a response generator (pretrain, scratch or a meta-learner) "
                                           "and write checkpoint.pt, config.json, curve.json, vocab.json to --out.")
-    p.add_argument("--method", choices=_methods(), default="pretrain", help="training method (default pretrain)")
-    p.add_argument("--out", type=Path, required=True, help="run folder to write")
+    p.add_argument("--method", default=None, metavar="METHOD",
+                   help=f"training method: {', '.join(_methods())} (default pretrain)")
+    p.add_argument("--out", type=Path, default=None, help="run folder to write (required unless --resume)")
     p.add_argument("--corrupt", type=float, default=0.0, metavar="RATE",
                    help="reweight: corrupt this fraction of the source responses, in [0, 1) (default 0)")
+    p.add_argument("--meta-batch", default=None, metavar="N",
+                   help="tasks per meta-step (default: the profile's); more than the source tasks draws "
+                        "tasks with replacement, each with fresh episodes")
+    p.add_argument("--meta-steps", default=None, metavar="N", help="outer steps (default: the profile's)")
+    p.add_argument("--engine", default="loop", metavar="ENGINE",
+                   help="how a meta-batch's gradient is computed: loop (one task at a time) or batched "
+                        "(default loop)")
+    p.add_argument("--device", default="auto", metavar="DEVICE",
+                   help="auto (the GPU when present), cpu or cuda (default auto)")
+    p.add_argument("--checkpoint-every", default=None, metavar="N",
+                   help=f"write RUN/progress.pt every N meta-steps (0: only at the end; default {CHECKPOINT_EVERY})")
+    p.add_argument("--resume", type=Path, default=None, metavar="RUN",
+                   help="continue the killed meta-learning run in folder RUN (its settings are reused)")
     _add_data_args(p, target_required=False)
     p.set_defaults(func=cmd_train)
 
@@ -111,59 +131,167 @@ def _sources(args) -> list[str]:
     return list(args.sources) if args.sources else list(SOURCES)
 
 
+def _count(flag: str, text, low: int) -> int | None:
+    """``--flag`` as a whole number >= ``low`` (``None`` stays ``None``), else a one-line error."""
+    if text is None:
+        return None
+    try:
+        value = int(text)
+    except (TypeError, ValueError):
+        raise MdlibError(f"--{flag}: expected a whole number, got {text!r}") from None
+    if value < low:
+        raise MdlibError(f"--{flag}: expected a number >= {low}, got {value}")
+    return value
+
+
+def _settings(args) -> dict:
+    """The run's settings from the command line, or from the run folder with ``--resume``.
+
+    Raises:
+        MdlibError: bad flags; ``--resume`` of a folder that is not a resumable run, or
+            with a ``--method`` / ``--profile`` (model size) other than the run's.
+    """
+    from mdlib.meta.metatrain import check_engine
+    from mdlib.profiles import get_profile
+    from mdlib.seeding import DEVICES
+
+    check_engine(args.engine)
+    if args.device not in DEVICES:
+        raise MdlibError(f"--device: unknown device {args.device!r}; known devices: {', '.join(DEVICES)}")
+    meta_batch = _count("meta-batch", args.meta_batch, 1)
+    meta_steps = _count("meta-steps", args.meta_steps, 0)
+    every = _count("checkpoint-every", args.checkpoint_every, 0)
+    every = CHECKPOINT_EVERY if every is None and args.resume is None else every
+    if args.resume is None:
+        if args.out is None:
+            raise MdlibError("train: --out RUN is required (or --resume RUN)")
+        method = args.method or "pretrain"
+        if method not in _methods():
+            raise MdlibError(f"--method: unknown method {method!r}; known methods: {', '.join(_methods())}")
+        return {"method": method, "profile_name": args.profile or "quick", "seed": args.seed,
+                "sources": _sources(args), "targets": [args.target] if args.target else [],
+                "corpus": str(args.corpus) if args.corpus else None, "meta_batch": meta_batch,
+                "meta_steps": meta_steps, "checkpoint_every": every, "out": str(args.out), "resume": None,
+                "input": getattr(args, "input", None)}
+    from mdlib.meta.progress import load_progress
+
+    blob = load_progress(args.resume)
+    saved = dict(blob["settings"])
+    for flag, key in (("method", "method"), ("profile", "profile_name")):
+        given = getattr(args, flag)
+        if given is not None and given != saved[key]:
+            raise MdlibError(f"--resume {args.resume}: the run was made with --{flag} {saved[key]}, not {given}")
+    profile = get_profile(saved["profile_name"])
+    if profile.model_config() != saved["model_config"]:
+        raise MdlibError(f"--resume {args.resume}: the run's model size {saved['model_config']} differs from "
+                         f"profile {profile.name}'s {profile.model_config()}")
+    if args.out is not None and Path(args.out).resolve() != Path(args.resume).resolve():
+        raise MdlibError(f"--resume {args.resume} continues that folder; leave out --out {args.out}")
+    for flag, given in (("meta-steps", meta_steps), ("meta-batch", meta_batch)):
+        key = flag.replace("-", "_")
+        if given is not None and given != saved[key]:  # another value would be another run
+            raise MdlibError(f"--resume {args.resume}: the run was made with --{flag} {saved[key]}, not {given}")
+    return dict(saved, out=str(args.resume), resume=blob["state"],
+                checkpoint_every=saved["checkpoint_every"] if every is None else every)
+
+
 def cmd_train(args) -> int:
+    from mdlib.meta import distributed
+    from mdlib.profiles import get_profile
+    from mdlib.seeding import resolve_device, seed_everything
+
+    run = _settings(args)
+    method, out = run["method"], Path(run["out"])
+    profile = get_profile(run["profile_name"])
+    profile = profile.replace(**{k: run[k] for k in ("meta_batch", "meta_steps") if run[k] is not None})
+    if run.get("input"):
+        profile = profile.replace(input=run["input"])
+    sources, targets = run["sources"], run["targets"]
+    if targets and targets[0] in sources:
+        raise MdlibError(f"--target {targets[0]} is also among --sources: that leaks the target into training")
+    args.corpus = Path(run["corpus"]) if run["corpus"] else None
+    args.sources, args.target = sources, (targets[0] if targets else None)
+    data = _data(args, sources, targets)
+    meta = method in _meta_methods()
+    device = resolve_device(args.device)
+    group = distributed.from_env(device) if meta else None
+    if group is not None:
+        device = distributed.local_device(device)
+    try:
+        if group is not None:
+            group.check_tasks(profile.meta_batch)
+        seed_everything(run["seed"])
+        writes = group is None or group.writes
+        curve = _train(args, run, profile, sources, targets, data, device, group, writes)
+    finally:
+        if group is not None:
+            group.close()
+    if writes:
+        last = curve[-1] if curve else {}
+        print(f"wrote {out} (method {method}, profile {profile.name}, seed {run['seed']}"
+              + (f", final {', '.join(f'{k}={v:.3f}' for k, v in last.items() if isinstance(v, float))}"
+                 if last else "") + ")")
+    return 0
+
+
+def _train(args, run, profile, sources, targets, data, device, group, writes) -> list[dict]:
+    """Train with ``run``'s method and write the run folder (rank 0 only); return the curve."""
     from mdlib.checkpoint import save_run
     from mdlib.evaluation import data_signature, new_model, pretrain, protocol_vocab, split_of
-    from mdlib.profiles import get_profile
-    from mdlib.seeding import default_device, seed_everything
 
-    profile = get_profile(args.profile or "quick")
-    if args.input:
-        profile = profile.replace(input=args.input)
-    sources = _sources(args)
-    targets = [args.target] if args.target else []
-    if args.target and args.target in sources:
-        raise MdlibError(f"--target {args.target} is also among --sources: that leaks the target into training")
-    data = _data(args, sources, targets)
-    seed_everything(args.seed)
-    device = default_device()
-    config = {"method": args.method, "profile_name": profile.name, "sources": sources, "targets": targets,
-              "corpus": str(args.corpus) if args.corpus else None, "data": data_signature(data),
-              "seed": args.seed, "inputs": profile.input_settings()}
-    if args.method == "pretrain":
-        model, vocab, info = pretrain(profile, args.seed, sources=sources, data=data, progress=args.progress,
+    method, out, seed = run["method"], Path(run["out"]), run["seed"]
+    config = {"method": method, "profile_name": profile.name, "sources": sources, "targets": targets,
+              "corpus": run["corpus"], "data": data_signature(data), "seed": seed,
+              "inputs": profile.input_settings()}
+    if method in _meta_methods():
+        config.update(meta_batch=profile.meta_batch, meta_steps=profile.meta_steps)
+    if method == "pretrain":
+        model, vocab, info = pretrain(profile, seed, sources=sources, data=data, progress=args.progress,
                                       device=device, cache=False)
-        curve = info["curve"]
-        save_run(args.out, model, vocab, config, curve)
-    elif args.method == "reweight":  # learned example weights (Ren et al. 2018), notebook 05
-        curve = _train_reweight(args, profile, sources, data, device)
-    else:
-        vocab = protocol_vocab(profile, sources, data)
-        model = new_model(vocab, profile, args.seed, device)
-        curve = []
-        learner_state = None
-        if args.method != "scratch":
-            from mdlib.meta.metatrain import meta_train
+        save_run(out, model, vocab, config, info["curve"])
+        return info["curve"]
+    if method == "reweight":  # learned example weights (Ren et al. 2018), notebook 05
+        return _train_reweight(args, profile, sources, data, device)
+    vocab = protocol_vocab(profile, sources, data)
+    model = new_model(vocab, profile, seed, device)
+    curve: list[dict] = []
+    learner_state = None
+    if method != "scratch":
+        from mdlib.meta.metatrain import meta_train
+        from mdlib.meta.progress import PROGRESS_NAME, save_progress
 
-            if getattr(profile, "meta_init", "random") == "pretrain":
-                model, vocab, _ = pretrain(profile, args.seed, sources=sources, data=data, device=device)
-            tasks = {s: split_of(data, s, "train")[: profile.n_train] for s in sources}
-            valid = {s: split_of(data, s, "valid")[: profile.n_valid] for s in sources}
-            learner, hist = meta_train(args.method, model, tasks, vocab, profile, args.seed, valid=valid,
-                                       targets=targets, progress=args.progress, device=device)
-            curve = hist.to_dict()["steps"]
-            learner_state = learner.state_dict()
-        save_run(args.out, model, vocab, config, curve)
+        if getattr(profile, "meta_init", "random") == "pretrain":
+            def start():
+                return pretrain(profile, seed, sources=sources, data=data, device=device)
+
+            # under torchrun rank 0 pretrains into the run cache first; the others then load it
+            model, vocab, _ = start() if group is None else group.writer_first(start)
+        tasks = {s: split_of(data, s, "train")[: profile.n_train] for s in sources}
+        valid = {s: split_of(data, s, "valid")[: profile.n_valid] for s in sources}
+        settings = {k: run[k] for k in ("method", "profile_name", "seed", "sources", "targets", "corpus",
+                                        "meta_batch", "meta_steps", "checkpoint_every", "input")
+                    if k in run}
+        settings.update(meta_batch=profile.meta_batch, meta_steps=profile.meta_steps,
+                        model_config=profile.model_config())
+
+        def checkpoint(state: dict) -> None:
+            if writes:  # one writer; every process holds the same state
+                save_progress(out / PROGRESS_NAME, state, settings)
+
+        learner, hist = meta_train(method, model, tasks, vocab, profile, seed, valid=valid, targets=targets,
+                                   progress=args.progress, device=device, engine=args.engine, group=group,
+                                   on_checkpoint=checkpoint, checkpoint_every=run["checkpoint_every"],
+                                   resume=run["resume"])
+        curve = hist.to_dict()["steps"]
+        learner_state = learner.state_dict()
+    if writes:
+        save_run(out, model, vocab, config, curve)
         if learner_state is not None:
             from mdlib.atomic import atomic_path
 
-            with atomic_path(Path(args.out) / "learner.pt") as tmp:
+            with atomic_path(out / "learner.pt") as tmp:
                 torch.save(learner_state, tmp)
-    last = curve[-1] if curve else {}
-    print(f"wrote {args.out} (method {args.method}, profile {profile.name}, seed {args.seed}"
-          + (f", final {', '.join(f'{k}={v:.3f}' for k, v in last.items() if isinstance(v, float))}" if last else "")
-          + ")")
-    return 0
+    return curve
 
 
 def _train_reweight(args, profile, sources, data, device) -> list[dict]:

@@ -295,15 +295,19 @@ class EpisodeSampler:
         self.rng = random.Random(seed)
 
     def sample(self, n_tasks: int) -> list[Episode]:
-        """``n_tasks`` episodes of distinct tasks (a meta-batch).
+        """``n_tasks`` episodes (a meta-batch): of distinct tasks while ``n_tasks`` is at most
+        the number of tasks, else of tasks drawn with replacement. Every episode draws
+        its own dialogues, so a task drawn twice comes with two different episodes.
 
         Raises:
-            MdlibError: when ``n_tasks`` exceeds the number of tasks.
+            MdlibError: when ``n_tasks < 1``.
         """
-        if not 1 <= n_tasks <= len(self.names):
-            raise MdlibError(f"EpisodeSampler.sample: n_tasks must be in 1..{len(self.names)}, got {n_tasks}")
+        if n_tasks < 1:
+            raise MdlibError(f"EpisodeSampler.sample: n_tasks must be >= 1, got {n_tasks}")
+        names = (self.rng.sample(self.names, n_tasks) if n_tasks <= len(self.names)
+                 else self.rng.choices(self.names, k=n_tasks))
         episodes = []
-        for name in self.rng.sample(self.names, n_tasks):
+        for name in names:
             recs = self.tasks[name]
             idx = self.rng.sample(range(len(recs)), self.k_support + self.k_query)
             episodes.append(Episode(name, [recs[i] for i in idx[:self.k_support]],

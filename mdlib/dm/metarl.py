@@ -21,6 +21,12 @@ Methods (notebook 06):
   surrogate is differentiated through the inner step (second order unless
   ``first_order``); like the original MAML-RL it ignores how the support episodes'
   sampling distribution depends on the initialisation.
+
+These three are the generator's learners (``multitask``, ``reptile``, ``maml`` /
+``fomaml`` of :mod:`mdlib.meta.learners`) run by the one outer loop
+(:func:`mdlib.meta.metatrain.meta_train_loop`) through :func:`meta_rl`: a task's
+support and query are :class:`Episodes` (on-policy: played by the parameters that learn
+from them) and the ``loss_fn`` is the REINFORCE surrogate (:func:`surrogate`).
 """
 
 from __future__ import annotations
@@ -29,14 +35,16 @@ from dataclasses import dataclass
 from typing import Any, Callable, Protocol, Sequence
 
 import torch
-from tqdm.auto import tqdm
 
 from mdlib.data.domains import SOURCES, get_domain
 from mdlib.dm.policy import SlotActPolicy
 from mdlib.dm.population import SOURCE_POPULATIONS, get_population
 from mdlib.dm.rl import DialogueTask, make_policy
 from mdlib.errors import MdlibError
+from mdlib.meta.base import OnPolicy, TaskBatches
 from mdlib.meta.inner import inner_loop
+from mdlib.meta.learners import MetaLearner, make_learner
+from mdlib.meta.metatrain import MetaHistory, meta_train_loop
 
 Params = dict[str, torch.Tensor]
 
@@ -124,19 +132,82 @@ def adaptation_curve(task: RLTask, params: Params, budgets: Sequence[int], batch
     return out
 
 
+class Episodes(OnPolicy):
+    """Fresh episodes of one task, played by the parameters that will learn from them.
+
+    The on-policy data of a meta-RL :class:`~mdlib.meta.base.TaskBatches`: the learners
+    call ``collect(theta_t, t)`` before inner step ``t`` and ``collect(adapted, 0)`` for
+    the query (:class:`~mdlib.meta.base.OnPolicy`).
+
+    Args:
+        task: the RL task.
+        sizes: episodes per collection; step ``t`` plays ``sizes[min(t, len(sizes) - 1)]``.
+        gen: the random stream of episode seeds and action sampling.
+    """
+
+    def __init__(self, task: RLTask, sizes: Sequence[int], gen: torch.Generator):
+        self.task, self.sizes, self.gen = task, list(sizes), gen
+
+    def collect(self, params, step: int) -> "Played":
+        n = self.sizes[min(step, len(self.sizes) - 1)]
+        return Played(self.task, self.task.collect(params, n, self.gen))
+
+
+@dataclass
+class Played:
+    """A batch of episodes and the task whose surrogate scores it."""
+
+    task: RLTask
+    batch: Any
+
+
+def surrogate(params: Params, played: Played) -> torch.Tensor:
+    """The learners' ``loss_fn`` for meta-RL: the REINFORCE surrogate of the task that played the batch."""
+    return played.task.loss(params, played.batch)
+
+
+def meta_rl(learner: MetaLearner, tasks: Sequence[RLTask], params: Params, iterations: int, tasks_per_iter: int,
+            gen: torch.Generator, support: Sequence[int], query: Sequence[int], outer_lr: float, *,
+            outer_optimizer: str = "adam", outer_lr_decay: bool = False,
+            progress: bool = False) -> tuple[Params, MetaHistory]:
+    """Meta-train a policy initialisation with any learner through the one outer loop.
+
+    Each iteration draws ``tasks_per_iter`` source tasks (:func:`_sample_tasks`) and gives
+    each learner task on-policy support (``support`` episodes per inner step) and query
+    (``query`` episodes, played by the adapted policy) sources; the task objective is the
+    REINFORCE surrogate (:func:`surrogate`). Like the original MAML-RL, the dependence of
+    the support episodes' sampling distribution on the initialisation is ignored.
+
+    Returns:
+        ``(params, history)``: the meta-learned initialisation and
+        :func:`~mdlib.meta.metatrain.meta_train_loop`'s history.
+    """
+    _check_tasks(tasks)
+    theta = _detached(params)
+
+    def sample(step: int) -> list[TaskBatches]:
+        return [TaskBatches(t.name, Episodes(t, support, gen), Episodes(t, query, gen))
+                for t in _sample_tasks(tasks, tasks_per_iter, gen)]
+
+    hist = meta_train_loop(learner, surrogate, theta, sample, meta_steps=iterations, outer_lr=outer_lr, clip=None,
+                           outer_optimizer=outer_optimizer, outer_lr_decay=outer_lr_decay, progress=progress)
+    return _detached(theta), hist
+
+
 def pretrain(tasks: Sequence[RLTask], params: Params, iterations: int, tasks_per_iter: int, episodes: int,
              lr: float, gen: torch.Generator, progress: bool = False) -> tuple[Params, list[float]]:
     """Multi-task policy gradient (Adam) on the source tasks: the pretraining baseline.
+
+    This is the ``multitask`` learner (MAML with 0 inner steps): each task's objective is
+    the surrogate of ``episodes`` dialogues played by the current policy.
 
     Returns:
         ``(params, losses)``, one surrogate loss per iteration.
     """
     _check_positive(iterations=iterations, tasks_per_iter=tasks_per_iter, episodes=episodes)
-
-    def objective(theta: Params, chosen: list[RLTask]) -> torch.Tensor:
-        return sum(t.loss(theta, t.collect(theta, episodes, gen)) for t in chosen) / len(chosen)
-
-    return _outer_adam(tasks, params, iterations, tasks_per_iter, lr, gen, objective, "pretrain", progress)
+    params, hist = meta_rl(make_learner("multitask", params, 0, 0.0), tasks, params, iterations, tasks_per_iter,
+                           gen, [episodes], [episodes], lr, progress=progress)
+    return params, [r["query_loss"] for r in hist.steps]
 
 
 def reptile(tasks: Sequence[RLTask], params: Params, iterations: int, tasks_per_iter: int, inner_episodes: int,
@@ -145,26 +216,22 @@ def reptile(tasks: Sequence[RLTask], params: Params, iterations: int, tasks_per_
     """Reptile: move the initialisation towards the policies adapted on sampled tasks.
 
     ``theta <- theta + meta_lr * mean_tasks(adapt(task, theta) - theta)``, with
-    ``meta_lr`` decaying linearly to 0 (as in the Reptile paper).
+    ``meta_lr`` decaying linearly to 0 (as in the Reptile paper): the ``reptile``
+    learner with ``ceil(inner_episodes / inner_batch)`` inner steps, each on fresh
+    episodes, and the outer loop's SGD step.
 
     Returns:
         ``(params, step_norms)``: the meta-learned initialisation and the norm of each meta-step.
     """
-    _check_positive(iterations=iterations, tasks_per_iter=tasks_per_iter, inner_episodes=inner_episodes)
-    _check_tasks(tasks)
-    theta = {k: v.detach().clone() for k, v in params.items()}
-    norms = []
-    for it in tqdm(range(iterations), desc="reptile", disable=not progress):
-        chosen = _sample_tasks(tasks, tasks_per_iter, gen)
-        delta = {k: torch.zeros_like(v) for k, v in theta.items()}
-        for task in chosen:
-            adapted = adapt(task, theta, inner_episodes, inner_batch, inner_lr, gen)
-            for k in delta:
-                delta[k] += (adapted[k].detach() - theta[k]) / len(chosen)
-        step = meta_lr * (1.0 - it / iterations)
-        theta = {k: theta[k] + step * delta[k] for k in theta}
-        norms.append(float(torch.sqrt(sum((d ** 2).sum() for d in delta.values()))))
-    return _detached(theta), norms
+    _check_positive(iterations=iterations, tasks_per_iter=tasks_per_iter, inner_episodes=inner_episodes,
+                    inner_batch=inner_batch)
+    sizes = [inner_batch] * (inner_episodes // inner_batch)
+    if inner_episodes % inner_batch:
+        sizes.append(inner_episodes % inner_batch)  # the last batch may be smaller, as in adapt()
+    learner = make_learner("reptile", params, len(sizes), inner_lr)
+    params, hist = meta_rl(learner, tasks, params, iterations, tasks_per_iter, gen, sizes, sizes, meta_lr,
+                           outer_optimizer="sgd", outer_lr_decay=True, progress=progress)
+    return params, [r["grad_norm"] for r in hist.steps]
 
 
 def maml(tasks: Sequence[RLTask], params: Params, iterations: int, tasks_per_iter: int, support_episodes: int,
@@ -173,44 +240,20 @@ def maml(tasks: Sequence[RLTask], params: Params, iterations: int, tasks_per_ite
     """MAML over policy-gradient inner steps (outer optimiser: Adam).
 
     For each sampled task: collect ``support_episodes`` with ``theta``, adapt with
-    ``inner_steps`` steps of the REINFORCE surrogate (:func:`mdlib.meta.inner.inner_loop`,
-    keeping the graph unless ``first_order``), collect ``query_episodes`` with the adapted
-    policy and back-propagate the query surrogate to ``theta``.
+    ``inner_steps`` steps of the REINFORCE surrogate (each on fresh episodes of the
+    current policy; the graph kept unless ``first_order``), collect ``query_episodes``
+    with the adapted policy and back-propagate the query surrogate to ``theta``: the
+    ``maml`` (or ``fomaml``) learner.
 
     Returns:
         ``(params, query_losses)``.
     """
     _check_positive(iterations=iterations, tasks_per_iter=tasks_per_iter, support_episodes=support_episodes,
                     query_episodes=query_episodes, inner_steps=inner_steps)
-
-    def objective(theta: Params, chosen: list[RLTask]) -> torch.Tensor:
-        total = 0.0
-        for task in chosen:
-            support = task.collect(theta, support_episodes, gen)
-            adapted, _ = inner_loop(task.loss, theta, [support], inner_steps, inner_lr,
-                                    create_graph=not first_order)
-            query = task.collect(adapted, query_episodes, gen)
-            total = total + task.loss(adapted, query) / len(chosen)
-        return total
-
-    return _outer_adam(tasks, params, iterations, tasks_per_iter, meta_lr, gen, objective, "maml", progress)
-
-
-def _outer_adam(tasks: Sequence[RLTask], params: Params, iterations: int, tasks_per_iter: int, lr: float,
-                gen: torch.Generator, objective, desc: str, progress: bool) -> tuple[Params, list[float]]:
-    """The outer loop shared by pretraining and MAML: Adam on ``objective(theta, sampled_tasks)``."""
-    _check_tasks(tasks)
-    theta = _detached(params)
-    opt = torch.optim.Adam(theta.values(), lr=lr)
-    losses = []
-    for _ in tqdm(range(iterations), desc=desc, disable=not progress):
-        chosen = _sample_tasks(tasks, tasks_per_iter, gen)
-        opt.zero_grad()
-        total = objective(theta, chosen)
-        total.backward()
-        opt.step()
-        losses.append(float(total.detach()))
-    return _detached(theta), losses
+    learner = make_learner("fomaml" if first_order else "maml", params, inner_steps, inner_lr)
+    params, hist = meta_rl(learner, tasks, params, iterations, tasks_per_iter, gen, [support_episodes],
+                           [query_episodes], meta_lr, progress=progress)
+    return params, [r["query_loss"] for r in hist.steps]
 
 
 def _check_tasks(tasks: Sequence[RLTask]) -> None:

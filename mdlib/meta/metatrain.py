@@ -1,13 +1,22 @@
-"""Meta-training: the outer loop over meta-batches of tasks (notebook 03).
+"""Meta-training: the ONE outer loop over meta-batches of tasks (notebooks 03 and 06).
 
-:func:`meta_train_loop` is the generic outer loop (sine waves, dialogue domains, any
-``loss_fn``)::
+:func:`meta_train_loop` is the outer loop of every meta-learner in mdlib (sine waves,
+dialogue generators, the spoken-language parser, dialogue policies in
+:mod:`mdlib.dm.metarl`, any ``loss_fn``)::
 
     for step in 1..meta_steps:
         tasks = sample(step)                        # meta-batch: support + query per task
         g = mean over tasks of learner.task_gradient(...)   # through THE inner loop
-        clip(g); Adam step on the init (and Meta-SGD's step sizes); learner.post_step()
+        clip(g); outer step (Adam, or SGD for Reptile) on the init (and meta-parameters)
+        learner.post_step()
         every eval_every steps: validate(params) -> keep the best parameters
+
+With a :class:`~mdlib.meta.distributed.Group` (``torchrun``) every process samples the
+same meta-batch, computes the meta-gradient of its shard of the tasks, and the
+gradients are all-reduced weighted by task count, so every process takes the same outer
+step as one process would. With ``on_checkpoint`` the loop hands its complete state
+(:mod:`mdlib.meta.progress`) out every ``checkpoint_every`` steps, and ``resume`` continues
+from such a state to the same result as an uninterrupted run.
 
 :func:`meta_train` is the dialogue version: tasks are source domains, episodes come
 from :class:`mdlib.data.splits.EpisodeSampler` (support and query are *disjoint*
@@ -26,9 +35,16 @@ import torch
 from tqdm.auto import tqdm
 
 from mdlib.errors import MdlibError
+from mdlib.meta import progress as prog
 from mdlib.meta.learners import MetaLearner, TaskBatches, make_learner, mean_loss, meta_gradient
 
-__all__ = ["MetaHistory", "meta_train_loop", "meta_train", "check_meta_tasks", "validation_loss"]
+__all__ = ["MetaHistory", "meta_train_loop", "meta_train", "check_meta_tasks", "validation_loss",
+           "ENGINES", "OUTER_OPTIMIZERS"]
+
+#: How a meta-batch's gradient is computed: one task at a time, or task-batched (vmap).
+ENGINES = ("loop", "batched")
+#: The outer optimisers: Adam, or plain SGD (Reptile's interpolation step).
+OUTER_OPTIMIZERS = ("adam", "sgd")
 
 
 @dataclass
@@ -53,6 +69,17 @@ class MetaHistory:
                 "seconds_per_step": self.seconds_per_step}
 
 
+def _mean_stat(stats: Sequence[dict], key: str) -> float:
+    return sum(s[key] for s in stats) / len(stats)
+
+
+def check_engine(engine: str) -> str:
+    """Return ``engine`` when it is one of :data:`ENGINES`; else a one-line :class:`MdlibError`."""
+    if engine not in ENGINES:
+        raise MdlibError(f"--engine: unknown engine {engine!r}; known engines: {', '.join(ENGINES)}")
+    return engine
+
+
 def meta_train_loop(
     learner: MetaLearner,
     loss_fn: Callable[[Mapping[str, torch.Tensor], Any], torch.Tensor],
@@ -66,8 +93,16 @@ def meta_train_loop(
     eval_every: int = 50,
     progress: bool = False,
     on_step: Callable[[int, dict], None] | None = None,
+    outer_optimizer: str = "adam",
+    outer_lr_decay: bool = False,
+    engine: str = "loop",
+    group=None,
+    on_checkpoint: Callable[[dict], None] | None = None,
+    checkpoint_every: int = 0,
+    resume: Mapping[str, Any] | None = None,
+    rng: tuple[Callable[[], Any], Callable[[Any], None]] | None = None,
 ) -> MetaHistory:
-    """Meta-train ``params`` (and ``learner.meta_parameters()``) in place with Adam.
+    """Meta-train ``params`` (and ``learner.meta_parameters()``) in place.
 
     Args:
         learner: the method (:func:`mdlib.meta.learners.make_learner`).
@@ -77,28 +112,51 @@ def meta_train_loop(
             values (the last ones when ``validate`` is None).
         sample: ``sample(step) -> list[TaskBatches]``, the meta-batch of meta-step ``step``.
         meta_steps: number of outer steps (>= 0).
-        outer_lr: Adam's step size; clip: max global gradient norm (None: no clipping).
+        outer_lr: the outer step size; clip: max global gradient norm (None: no clipping).
         validate: ``validate(params) -> loss`` (lower is better), run at step 0, every
             ``eval_every`` steps and at the end.
         progress: show a tqdm bar.
-        on_step: ``on_step(step, record)`` after each meta-step (checkpointing, logging).
+        on_step: ``on_step(step, record)`` after each meta-step (logging).
+        outer_optimizer: ``"adam"`` or ``"sgd"`` (``theta -= lr * g``: with Reptile's
+            direction this is Reptile's ``theta += lr (theta' - theta)``).
+        outer_lr_decay: decay the outer step size linearly to 0 over ``meta_steps``
+            (step ``s`` uses ``outer_lr * (1 - (s - 1) / meta_steps)``, as in Reptile).
+        engine: ``"loop"`` (one task at a time) or ``"batched"`` (task-batched).
+        group: a :class:`~mdlib.meta.distributed.Group`: this process computes the
+            meta-gradient of its shard of every meta-batch; gradients are all-reduced.
+        on_checkpoint: ``on_checkpoint(state)`` every ``checkpoint_every`` steps and after
+            the last step, ``state`` being :func:`mdlib.meta.progress.capture`'s dict.
+        resume: such a state: continue after its step (same parameters, optimiser,
+            history, random streams) instead of starting at step 1.
+        rng: ``(get, set)`` of the sampler's own random state, saved in checkpoints.
 
     Raises:
-        MdlibError: ``meta_steps < 0``, or a NaN/inf meta-gradient (naming the meta-step
+        MdlibError: ``meta_steps < 0``, an unknown engine or optimiser, a meta-batch with
+            fewer tasks than processes, or a NaN/inf meta-gradient (naming the meta-step
             and the task).
     """
     if meta_steps < 0:
         raise MdlibError(f"meta_steps must be >= 0, got {meta_steps}")
     if eval_every < 1:
         raise MdlibError(f"meta_eval_every must be >= 1, got {eval_every}")
+    if outer_optimizer not in OUTER_OPTIMIZERS:
+        raise MdlibError(f"outer_optimizer: expected one of {', '.join(OUTER_OPTIMIZERS)}, got {outer_optimizer!r}")
+    check_engine(engine)
     extra = learner.meta_parameters()
     targets = {**params, **extra}
     for n, p in targets.items():
         if not (p.is_leaf and p.requires_grad):
             raise MdlibError(f"meta_train_loop: parameter {n!r} must be a leaf tensor that requires grad")
-    opt = torch.optim.Adam(list(targets.values()), lr=outer_lr)
+    # SGD is written out below (no torch optimiser): torch's fused add would round
+    # differently from ``theta + lr * delta`` and change meta-RL's curves.
+    opt = torch.optim.Adam(list(targets.values()), lr=outer_lr) if outer_optimizer == "adam" else None
     hist = MetaHistory()
     best = (math.inf, None)
+    first = 1
+    seconds = 0.0
+    if resume is not None:
+        done, best, seconds = prog.restore(resume, targets, opt, hist, rng)
+        first = done + 1
 
     def run_validation(step: int) -> None:
         nonlocal best
@@ -110,27 +168,45 @@ def meta_train_loop(
             best = (loss, {n: t.detach().clone() for n, t in targets.items()})
             hist.best_step = step
 
-    run_validation(0)
-    seconds = 0.0
-    bar = tqdm(range(1, meta_steps + 1), desc=f"meta-train {learner.name}", disable=not progress, leave=False)
+    def gradient(tasks: Sequence[TaskBatches]):
+        if engine == "loop":  # the reference; the batched engine takes the same tasks at once
+            return meta_gradient(learner, loss_fn, params, tasks)
+        return meta_gradient(learner, loss_fn, params, tasks, engine=engine)
+
+    if resume is None:
+        run_validation(0)
+    bar = tqdm(range(first, meta_steps + 1), desc=f"meta-train {learner.name}", leave=False,
+               disable=not progress or (group is not None and group.rank != 0))
     for step in bar:
         t0 = time.perf_counter()
         tasks = sample(step)
         try:
-            grads, stats = meta_gradient(learner, loss_fn, params, tasks)
+            if group is None:
+                grads, stats = gradient(tasks)
+            else:
+                grads, stats = group.reduce(*gradient(group.shard(tasks)), len(tasks))
         except MdlibError as exc:
             raise MdlibError(f"meta-step {step}: {exc}") from None
-        opt.zero_grad(set_to_none=True)
+        for t in targets.values():
+            t.grad = None
         for n, t in targets.items():
             t.grad = grads[n].to(t.dtype)
         norm = (float(torch.nn.utils.clip_grad_norm_(list(targets.values()), clip)) if clip
                 else float(torch.sqrt(sum((g.double() ** 2).sum() for g in grads.values()))))
-        opt.step()
+        lr = outer_lr * (1.0 - (step - 1) / meta_steps) if outer_lr_decay else outer_lr
+        if opt is not None:
+            for g in opt.param_groups:
+                g["lr"] = lr
+            opt.step()
+        else:
+            with torch.no_grad():
+                for t in targets.values():
+                    t.sub_(lr * t.grad)
         post = learner.post_step()
         dt = time.perf_counter() - t0
         seconds += dt
-        record = {"step": step, "query_loss": sum(s["query_loss"] for s in stats) / len(stats),
-                  "support_loss": sum(s["support_loss"] for s in stats) / len(stats),
+        record = {"step": step, "query_loss": _mean_stat(stats, "query_loss"),
+                  "support_loss": _mean_stat(stats, "support_loss"),
                   "grad_norm": norm, "seconds": dt, **post}
         hist.steps.append(record)
         bar.set_postfix(query=f"{record['query_loss']:.3f}")
@@ -138,6 +214,8 @@ def meta_train_loop(
             run_validation(step)
         if on_step is not None:
             on_step(step, record)
+        if on_checkpoint is not None and (step == meta_steps or (checkpoint_every and step % checkpoint_every == 0)):
+            on_checkpoint(prog.capture(step, targets, opt, hist, best, seconds, rng))
     hist.seconds_per_step = seconds / meta_steps if meta_steps else math.nan
     if best[1] is not None:
         with torch.no_grad():
@@ -158,11 +236,13 @@ def validation_loss(learner: MetaLearner, loss_fn, params: Mapping[str, torch.Te
 
 
 def check_meta_tasks(sources: Sequence[str], targets: Sequence[str], meta_batch: int) -> None:
-    """Refuse target leakage and impossible meta-batches.
+    """Refuse target leakage and empty meta-batches.
+
+    A meta-batch may be larger than the number of source tasks: the tasks are then drawn
+    with replacement (:meth:`mdlib.data.splits.EpisodeSampler.sample`).
 
     Raises:
-        MdlibError: a target listed among the sources, no sources, or a meta-batch
-            larger than the number of source tasks.
+        MdlibError: a target listed among the sources, no sources, or ``meta_batch < 1``.
     """
     if not sources:
         raise MdlibError("meta-training needs at least one source task")
@@ -170,9 +250,8 @@ def check_meta_tasks(sources: Sequence[str], targets: Sequence[str], meta_batch:
     if leaked:
         raise MdlibError(f"target domain(s) {leaked} are listed among the meta-training sources: "
                          "that leaks the evaluation domain into meta-training; remove them from --sources")
-    if meta_batch < 1 or meta_batch > len(sources):
-        raise MdlibError(f"meta_batch={meta_batch} but there are {len(sources)} source tasks "
-                         f"({', '.join(sources)}); expected 1 <= meta_batch <= {len(sources)}")
+    if isinstance(meta_batch, bool) or not isinstance(meta_batch, int) or meta_batch < 1:
+        raise MdlibError(f"--meta-batch: expected a number >= 1 of tasks per meta-step, got {meta_batch!r}")
 
 
 def _episode_batches(episode, vocab, profile, device) -> TaskBatches:
@@ -201,6 +280,11 @@ def meta_train(
     progress: bool = False,
     device: torch.device | str | None = None,
     on_step: Callable[[int, dict], None] | None = None,
+    engine: str = "loop",
+    group=None,
+    on_checkpoint: Callable[[dict], None] | None = None,
+    checkpoint_every: int = 0,
+    resume: Mapping[str, Any] | None = None,
     **learner_kw,
 ) -> tuple[MetaLearner, MetaHistory]:
     """Meta-train a response generator on source domains (the DAML protocol).
@@ -217,7 +301,11 @@ def meta_train(
             (adapt on ``meta_k_support`` of them, score on the rest); ``None``: no
             validation (the last parameters are kept).
         targets: the evaluation domains; listing one of them in ``tasks`` is refused.
-        on_step: called after each meta-step (checkpointing).
+        on_step: called after each meta-step (logging).
+        engine, group, on_checkpoint, checkpoint_every, resume: as in
+            :func:`meta_train_loop` (task-batched meta-steps, ``torchrun`` shards,
+            checkpoints and resuming); the episode sampler's random state is part of
+            every checkpoint.
         **learner_kw: extra arguments of :func:`~mdlib.meta.learners.make_learner`.
 
     Returns:
@@ -225,13 +313,16 @@ def meta_train(
         (``learner.state_dict()`` goes into the checkpoint).
 
     Raises:
-        MdlibError: leakage (a target among the sources), ``meta_batch`` larger than the
-            number of sources, ``inner_steps < 0``, a NaN meta-gradient (step and task).
+        MdlibError: leakage (a target among the sources), ``meta_batch < 1``, fewer
+            tasks per meta-batch than processes, ``inner_steps < 0``, a NaN
+            meta-gradient (step and task).
     """
     from mdlib.data.splits import EpisodeSampler
 
     sources = list(tasks)
     check_meta_tasks(sources, targets, profile.meta_batch)
+    if group is not None:
+        group.check_tasks(profile.meta_batch)
     if profile.inner_steps < 0:
         raise MdlibError(f"inner_steps must be >= 0, got {profile.inner_steps}")
     params = dict(model.named_parameters())
@@ -263,7 +354,10 @@ def meta_train(
 
     hist = meta_train_loop(learner, loss_fn, params, sample, meta_steps=profile.meta_steps,
                            outer_lr=profile.outer_lr, clip=profile.meta_clip, validate=validate,
-                           eval_every=profile.meta_eval_every, progress=progress, on_step=on_step)
+                           eval_every=profile.meta_eval_every, progress=progress, on_step=on_step,
+                           engine=engine, group=group, on_checkpoint=on_checkpoint,
+                           checkpoint_every=checkpoint_every, resume=resume,
+                           rng=(sampler.rng.getstate, sampler.rng.setstate))
     model.eval()
     return learner, hist
 

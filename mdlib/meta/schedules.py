@@ -32,7 +32,7 @@ from typing import Callable, Iterable, Mapping, Sequence
 import torch
 
 from mdlib.errors import MdlibError
-from mdlib.meta.learners import MetaLearner, TaskBatches, mean_loss
+from mdlib.meta.base import MetaLearner, TaskBatches, mean_loss, register
 
 __all__ = ["LearnedSchedule", "LSLR", "per_tensor", "per_layer", "multi_step_query_loss"]
 
@@ -227,6 +227,7 @@ def multi_step_query_loss(
     return (weights * losses).sum(), losses
 
 
+@register("lslr")
 class LSLR(MetaLearner):
     """MAML++'s learned per-layer per-step step sizes (+ learned multi-step loss weights).
 
@@ -249,8 +250,6 @@ class LSLR(MetaLearner):
         trainable: names that adapt (``None``: all; combine with ANIL's head).
     """
 
-    name = "lslr"
-
     def __init__(self, params: Mapping[str, torch.Tensor], inner_steps: int = 1, inner_lr: float = 0.01, *,
                  msl: bool = True, group: Callable[[str], str] = per_tensor, first_order: bool = True,
                  trainable: Iterable[str] | None = None, min_lr: float = 0.0) -> None:
@@ -263,6 +262,10 @@ class LSLR(MetaLearner):
                                         learn_step_weights=msl)
         ref = next(iter(params.values()))
         self.schedule.to(device=ref.device, dtype=ref.dtype)
+
+    @classmethod
+    def build(cls, params, inner_steps, inner_lr, *, head=None, **kw):
+        return cls(params, inner_steps, inner_lr, **kw)
 
     def step_sizes(self):
         return self.schedule
@@ -281,6 +284,9 @@ class LSLR(MetaLearner):
         traj: list = []
         adapted, losses = self.adapt(loss_fn, params, task.support, create_graph=not self.first_order,
                                      on_step=lambda t, p: traj.append(p))
+        if task.on_policy:
+            raise MdlibError("lslr: the multi-step loss scores every inner step on one query set; "
+                             "on-policy (RL) tasks have none")
         per_step = torch.stack([mean_loss(loss_fn, p, task.query) for p in traj])
         w = self.schedule.step_weights().detach()
         objective = (w * per_step).sum() if self.msl else per_step[-1]
