@@ -114,7 +114,7 @@ def reading(path: str | os.PathLike, what: str = "file", missing: str | None = N
 
     Args:
         what: what the file should be, for messages ("JSON Lines corpus", "checkpoint").
-        missing: the message for a missing file (default ``no such <what>``).
+        missing: the message for a missing file (default ``no such file``).
 
     Example::
 
@@ -125,7 +125,7 @@ def reading(path: str | os.PathLike, what: str = "file", missing: str | None = N
     try:
         yield path
     except FileNotFoundError:
-        raise MdlibError(f"{path}: {missing or f'no such {what}'}") from None
+        raise MdlibError(f"{path}: {missing or 'no such file'}") from None
     except IsADirectoryError:
         raise MdlibError(f"{path}: is a folder, expected a {what}") from None
     except PermissionError:

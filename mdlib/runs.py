@@ -81,7 +81,7 @@ def check_out(out: str | Path) -> Path:
         raise MdlibError(f"--out {out}: is a file, expected a run folder (a new or existing folder name)")
     for parent in out.parents:
         if parent.exists() and not parent.is_dir():
-            raise MdlibError(f"--out {out}: {parent} is a file, not a folder")
+            raise MdlibError(f"--out {out}: cannot write here ({parent} is a file, not a folder)")
     outer = next((p for p in out.absolute().parents if (p / MANIFEST).is_file()), None)
     if outer is not None:
         raise MdlibError(f"--out {out}: inside the run folder {outer}; choose a folder outside it")

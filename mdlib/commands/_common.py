@@ -49,7 +49,7 @@ def output_file(text: str | Path, flag: str = "--out", suffix: str | None = None
         raise MdlibError(f"{flag} {raw}: is a folder, expected a file name")
     for parent in path.parents:
         if parent.exists() and not parent.is_dir():
-            raise MdlibError(f"{flag} {raw}: {parent} is a file, not a folder")
+            raise MdlibError(f"{flag} {raw}: cannot write here ({parent} is a file, not a folder)")
     run = run_folder_of(path)
     if run is not None:
         raise MdlibError(f"{flag} {raw}: inside the run folder {run}; write results elsewhere "
