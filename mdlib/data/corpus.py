@@ -1,4 +1,4 @@
-"""The corpus format (DESIGN.md 3.2): one dialogue per line (JSON Lines), validated on load.
+"""The corpus format (docs/protocol.md): one dialogue per line (JSON Lines), validated on load.
 
 A record::
 

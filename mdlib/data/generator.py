@@ -1,7 +1,7 @@
 """The multi-domain corpus generator: simulated user vs. threshold policy, realised as text.
 
 ``generate(["bus"], "mix", 1500, seed=0)`` returns dialogues in the corpus format of
-DESIGN.md 3.2. Dialogue ``i`` of a domain depends only on ``(domain, spec, seed, i)``, so
+docs/protocol.md. Dialogue ``i`` of a domain depends only on ``(domain, spec, seed, i)``, so
 the same seed gives byte-identical files and a longer run extends a shorter one.
 Introduced in notebook 01.
 """

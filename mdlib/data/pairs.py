@@ -1,6 +1,6 @@
 """(context, response) pairs for the response generator: one pair per system turn.
 
-The generator realises the dialogue manager's decision (DESIGN 1), so by default its
+The generator realises the dialogue manager's decision (docs/architecture.md), so by default its
 input is the recent context *and* the system acts of the turn it must put into words,
 informed values included; that is what makes entity F1 meaningful. A corpus without
 act annotations still works: the acts are then empty and the input is the context only.
@@ -73,7 +73,7 @@ def extract_pairs(dialogues: Iterable[Mapping], context_turns: int = 2) -> list[
     """One :class:`Pair` per system turn with non-empty text.
 
     Args:
-        dialogues: records in the corpus format (DESIGN 3.2): ``{"id", "domain", "turns"}``.
+        dialogues: records in the corpus format (docs/protocol.md): ``{"id", "domain", "turns"}``.
         context_turns: how many preceding turns form the context (``>= 0``).
 
     Returns:

@@ -1,5 +1,5 @@
 """Act-level simulation: an agenda-based user, a noisy recognition channel, a belief
-tracker and the reference threshold policy (DESIGN.md 3.1 and 6).
+tracker and the reference threshold policy (docs/protocol.md; the policy side: docs/architecture.md).
 
 The corpus generator (:mod:`mdlib.data.generator`) runs these four parts against each
 other and realises the acts as text; the dialogue-management notebooks use the same

@@ -5,7 +5,7 @@ Six corpora of 1500 ``mix`` dialogues each are generated on first use into
 SHA-256), so everyone trains and tests on byte-identical data. Each splits 900 / 100 / 500
 (train / valid / test). Sources (meta-training): bus, restaurant, weather; targets: movie,
 restaurant_style, rest_pitt, adapted on ``k`` dialogues of their *train* pool and tested
-on their *test* split (DESIGN.md 3.3). Introduced in notebook 01.
+on their *test* split (docs/protocol.md). Introduced in notebook 01.
 """
 
 from __future__ import annotations
