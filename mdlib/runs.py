@@ -89,7 +89,7 @@ def check_out(out: str | Path) -> Path:
 
 
 def begin(out: str | Path) -> Path:
-    """Start writing a run into ``out``: :func:`check_out`, create it, remove an older run's manifest.
+    """Start writing a run into ``out``: :func:`check_out`, then remove an older run's manifest.
 
     With the manifest gone, a run killed before it ends leaves a folder that
     :func:`load_run` refuses, instead of a mix of new and old files that looks complete.
@@ -97,11 +97,10 @@ def begin(out: str | Path) -> Path:
     otherwise inherit it).
 
     Raises:
-        MdlibError: as :func:`check_out`, or the folder cannot be created.
+        MdlibError: as :func:`check_out`, or the old manifest cannot be removed.
     """
     out = check_out(out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
+    try:  # the folder itself is made by the first file written into it
         for name in (MANIFEST, LEARNER):
             (out / name).unlink(missing_ok=True)
     except OSError as exc:

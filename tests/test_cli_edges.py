@@ -15,7 +15,6 @@ from mdlib import paths
 from mdlib.cli import main
 from mdlib.paths import ROOT
 
-DEEP = "[" * 100_000 + "]" * 100_000
 
 
 def _err(capsys) -> str:

@@ -112,3 +112,10 @@ def test_python_floor_is_the_same_everywhere():
     floor = re.search(r'requires-python\s*=\s*">=([0-9.]+)"', (ROOT / "pyproject.toml").read_text()).group(1)
     assert f"python>={floor}" in (ROOT / "environment.yml").read_text()
     assert f"Python {floor}" in (ROOT / "README.md").read_text()
+
+
+def test_requirements_without_a_toml_library(monkeypatch):
+    """What Python 3.10 without tomli does: the fallback reader gives the same requirements."""
+    with_toml = pyproject_requirements()
+    monkeypatch.setattr(__import__(__name__), "toml", None)
+    assert pyproject_requirements() == with_toml

@@ -127,6 +127,10 @@ def cmd_train(args) -> int:
         raise MdlibError(f"--target {args.target} is also among --sources: that leaks the target into training")
     if args.corpus is not None and args.sources is None:
         raise MdlibError("--corpus needs --sources (the training tasks)")
+    if args.method == "reweight":
+        from mdlib.data.corruption import check_rate
+
+        check_rate(args.corrupt)
     data = _data(args, sources, targets)
     corpus = runs.corpus_entry(args.corpus)  # hashed before training: what was loaded
     runs.begin(args.out)
