@@ -212,3 +212,25 @@ def test_ten_million_dialogues_refused_up_front_when_the_disk_is_too_small(tmp_p
     err = _err(capsys)
     assert "--n 10000000: the corpus would take about" in err and "50.0 GB free" in err
     assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------ crafted policy files
+@pytest.mark.parametrize("edit, message", [
+    (lambda b: b["config"].update(hidden=10**9), "config.hidden: expected a whole number in [1, 4096]"),
+    (lambda b: b["config"].update(hidden=True), "config.hidden"),
+    (lambda b: b["params"].update({1: b["params"][next(iter(b["params"]))]}), "params: expected a dict"),
+    (lambda b: b["params"].update({k: v.long() for k, v in b["params"].items()}), "floating-point"),
+    (lambda b: b["params"].update({k: v * float("nan") for k, v in b["params"].items()}), "is not finite"),
+])
+def test_crafted_policy_file_is_one_line(tmp_path, capsys, edit, message):
+    import torch
+
+    from mdlib.dm.learned import FORMAT
+    from mdlib.dm.rl import make_policy
+
+    blob = {"format": FORMAT, "config": {"hidden": 8, "domain": "movie"},
+            "params": {k: v.detach().clone() for k, v in make_policy(8).named_parameters()}}
+    edit(blob)
+    torch.save(blob, tmp_path / "p.policy.pt")
+    assert main(["chat", "--templates", "--policy", str(tmp_path / "p.policy.pt")]) == 1
+    assert message in _err(capsys)
