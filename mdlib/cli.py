@@ -57,8 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with terminate_cleanly():
             return int(args.func(args) or 0)
-    except MdlibError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except MdlibError as exc:  # one line, even when the message quotes a name holding a newline
+        print("error: " + " ".join(str(exc).splitlines()), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -176,7 +176,7 @@ def read_manifest(folder: str | Path) -> dict:
         if not _safe_name(name):
             raise MdlibError(f"{path}: field 'files': {name!r} is not a file name inside the run folder")
         if not _is_sha(digest):
-            raise MdlibError(f"{path}: field 'files.{name}': expected a SHA-256 (64 hex digits), got {digest!r:.70}")
+            raise MdlibError(f"{path}: field 'files' entry {name!r}: expected a SHA-256 (64 hex digits), got {digest!r:.70}")
     return man
 
 

@@ -234,3 +234,11 @@ def test_crafted_policy_file_is_one_line(tmp_path, capsys, edit, message):
     torch.save(blob, tmp_path / "p.policy.pt")
     assert main(["chat", "--templates", "--policy", str(tmp_path / "p.policy.pt")]) == 1
     assert message in _err(capsys)
+
+
+def test_an_error_quoting_a_newline_is_still_one_line(tmp_path, capsys):
+    rec = {"id": "a", "domain": "d", "turns": [{"speaker": "user", "text": "hi", "kb": {
+        "constraints": {"slot\nname": "x"}, "results": [{"slot\nname": "y"}]}}]}
+    (tmp_path / "c.jsonl").write_text(json.dumps(rec) + "\n")
+    assert main(["validate", str(tmp_path / "c.jsonl")]) == 1
+    assert "row does not satisfy the constraint" in _err(capsys)

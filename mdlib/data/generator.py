@@ -133,6 +133,6 @@ def generate(domains: str | Iterable[str], spec: str | Complexity = "mix", n: in
     Raises:
         MdlibError: unknown domain or spec, or ``n < 1``.
     """
-    it = iter_dialogues(domains, spec, n, seed)
-    total = n * (1 if isinstance(domains, str) else len(list(domains)))
-    return list(tqdm(it, total=total, disable=not progress, desc="generate"))
+    names = [domains] if isinstance(domains, str) else list(domains)
+    return list(tqdm(iter_dialogues(names, spec, n, seed), total=n * len(names), disable=not progress,
+                     desc="generate"))

@@ -63,7 +63,7 @@ def load_manifest() -> dict:
     if not isinstance(man, dict) or not isinstance(man.get("files"), dict):
         raise MdlibError(f"{path}: field 'files': missing")
     for name, entry in man["files"].items():
-        where = f"{path}: field 'files.{name}'"
+        where = f"{path}: field 'files' entry {name!r}"
         # A name is a plain file name: "../x" or "a/b" would read or write outside data/corpora/.
         if not isinstance(name, str) or not name.endswith(".jsonl") or Path(name).name != name \
                 or name.startswith(".") or "\\" in name:
