@@ -11,6 +11,7 @@ its permission bits (a 0600 file stays 0600).
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import signal
@@ -204,8 +205,6 @@ def read_torch(path: str | os.PathLike, fmt: str, what: str, missing: str) -> di
         raise MdlibError(f"{path}: no such {what}; {missing}")
     with reading(path, what) as p:
         data = p.read_bytes()
-    import io
-
     try:
         blob = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception:  # noqa: BLE001 - any unpickling failure means "not ours"
