@@ -4,16 +4,21 @@ A checkpoint is one ``torch.save`` file holding plain data only (tensors, number
 strings, lists, dicts), so that it loads with ``torch.load(..., weights_only=True)``::
 
     {"format": "mdlib-checkpoint-v1", "state_dict": {...}, "vocab": [...tokens...],
-     "config": {"model": {...ModelConfig...}, ...run settings...}, "extra": {...}}
+     "config": {"model": {...ModelConfig...}, ...run settings...}, "extra": {...},
+     "sha256": "<digest of the weights, vocabulary and configuration>"}
 
-A run folder (``python -m mdlib train --out runs/NAME``) holds ``checkpoint.pt``,
-``config.json``, ``curve.json`` and ``vocab.json``. :func:`cached` reuses a trained model
+Loading checks every field (types, sizes within :data:`LIMITS`, weight shapes against a
+model built on the ``meta`` device) before any memory is allocated, and the digest
+catches damaged bytes. A run folder (``python -m mdlib train --out runs/NAME``) holds
+``checkpoint.pt``, ``config.json``, ``curve.json``, ``vocab.json`` and, written last, the
+manifest ``run.json`` that :mod:`mdlib.runs` verifies. :func:`cached` reuses a trained model
 across notebooks, keyed by a hash of its configuration and seed, under ``runs/cache/``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import math
@@ -30,6 +35,20 @@ from mdlib.models.seq2seq import ModelConfig, Seq2Seq
 
 FORMAT = "mdlib-checkpoint-v1"
 CHECKPOINT_NAME = "checkpoint.pt"
+#: Sane bounds of a checkpoint's model configuration: ``field -> (low, high)``. Far above
+#: any model of this package, far below sizes that would exhaust memory.
+LIMITS = {"vocab_size": (7, 1_000_000), "emb": (1, 4096), "hidden": (2, 8192)}
+
+
+def _digest(state: dict, vocab: list, config: dict, extra: dict) -> str:
+    """SHA-256 over the weights (name, dtype, shape, bytes), the vocabulary, configuration and extras."""
+    h = hashlib.sha256()
+    for name in sorted(state):
+        t = state[name].detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    h.update(json.dumps([vocab, config, extra], sort_keys=True, default=repr).encode("utf-8", "surrogatepass"))
+    return h.hexdigest()
 
 
 def _json(obj: Any) -> str:
@@ -52,9 +71,10 @@ def save_checkpoint(path: str | Path, model: Seq2Seq, vocab: Vocab, config: dict
     for k, v in state.items():
         if v.is_floating_point() and not bool(torch.isfinite(v).all()):
             raise MdlibError(f"refusing to save {path}: parameter {k!r} is not finite")
-    config = dict(config, model=model.config.to_dict())
-    blob = {"format": FORMAT, "state_dict": state, "vocab": list(vocab.itos),
-            "config": json.loads(_json(config)), "extra": json.loads(_json(extra or {}))}
+    config = json.loads(_json(dict(config, model=model.config.to_dict())))
+    extra = json.loads(_json(extra or {}))
+    blob = {"format": FORMAT, "state_dict": state, "vocab": list(vocab.itos), "config": config, "extra": extra,
+            "sha256": _digest(state, list(vocab.itos), config, extra)}
     with atomic_path(path) as tmp:
         torch.save(blob, tmp)
     return Path(path)
@@ -71,9 +91,57 @@ def _diff(expected: dict, found: dict, prefix: str = "") -> list[str]:
     return out
 
 
+def _check_blob(path: Path, blob: dict) -> ModelConfig:
+    """Check a checkpoint's fields and sizes (nothing is allocated); return its model configuration."""
+    vocab, config, state, extra = (blob.get(k) for k in ("vocab", "config", "state_dict", "extra"))
+    if not isinstance(vocab, list) or not all(isinstance(t, str) for t in vocab):
+        raise MdlibError(f"{path}: vocab: expected a list of token strings, got {type(vocab).__name__}")
+    if not isinstance(config, dict) or not isinstance(config.get("model"), dict):
+        raise MdlibError(f"{path}: config.model: expected an object (the model configuration)")
+    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                              and v.layout == torch.strided and v.is_floating_point()
+                                              for k, v in state.items()):
+        raise MdlibError(f"{path}: state_dict: expected a dict of parameter name -> floating-point tensor")
+    if not isinstance(extra, dict):
+        raise MdlibError(f"{path}: extra: expected an object, got {type(extra).__name__}")
+    model = config["model"]
+    fields = {f.name for f in dataclasses.fields(ModelConfig)}
+    if set(model) != fields:
+        raise MdlibError(f"{path}: config.model: expected the fields {sorted(fields)}, got {sorted(map(str, model))}")
+    for key, (low, high) in LIMITS.items():
+        value = model[key]
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise MdlibError(f"{path}: config.model.{key}: expected a whole number in [{low}, {high}], "
+                             f"got {value!r:.40}")
+    if model["hidden"] % 2:
+        raise MdlibError(f"{path}: config.model.hidden: expected an even number (bidirectional encoder), "
+                         f"got {model['hidden']}")
+    if not isinstance(model["copy"], bool):
+        raise MdlibError(f"{path}: config.model.copy: expected true or false, got {model['copy']!r:.40}")
+    dropout = model["dropout"]
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+        raise MdlibError(f"{path}: config.model.dropout: expected a number in [0, 1), got {dropout!r:.40}")
+    if model["vocab_size"] != len(vocab):
+        raise MdlibError(f"{path}: model vocab_size {model['vocab_size']} != vocabulary size {len(vocab)}")
+    digest = blob.get("sha256")
+    if digest is not None and not isinstance(digest, str):
+        raise MdlibError(f"{path}: sha256: expected a string, got {type(digest).__name__}")
+    try:
+        actual = _digest(state, vocab, config, extra) if digest is not None else None
+    except (RecursionError, TypeError, ValueError):
+        raise MdlibError(f"{path}: config or extra: not plain data (nested too deeply or mixed key types)") from None
+    if digest != actual:
+        raise MdlibError(f"{path}: damaged: its weights, vocabulary or configuration do not match the "
+                         "SHA-256 recorded when it was saved")
+    return ModelConfig(**model)
+
+
 def load_checkpoint(path: str | Path, *, vocab: Vocab | None = None, config: dict | None = None,
                     device: torch.device | str | None = None) -> tuple[Seq2Seq, Vocab, dict, dict]:
     """Load a checkpoint (a ``.pt`` file or a run folder holding ``checkpoint.pt``).
+
+    A checkpoint in a folder with a run manifest (``run.json``) is verified against it
+    first (:func:`mdlib.runs.load_run`).
 
     Args:
         vocab: when given, the checkpoint's vocabulary must equal it.
@@ -84,13 +152,18 @@ def load_checkpoint(path: str | Path, *, vocab: Vocab | None = None, config: dic
         ``(model, vocab, config, extra)``; the model is in eval mode.
 
     Raises:
-        MdlibError: missing or foreign file, or a vocabulary/configuration/weight mismatch,
-            naming what differs.
+        MdlibError: missing, foreign or damaged file, a field of the wrong type or out of
+            :data:`LIMITS`, or a vocabulary/configuration/weight mismatch, naming what differs.
     """
+    from mdlib import runs
+
     path = Path(path)
     if path.is_dir():
         path = path / CHECKPOINT_NAME
+    if (path.parent / runs.MANIFEST).exists():
+        runs.load_run(path.parent)
     blob = read_torch(path, FORMAT, "checkpoint", "train one with `python -m mdlib train --out DIR`")
+    mconf = _check_blob(path, blob)
     ck_vocab = Vocab(blob["vocab"])
     if vocab is not None and vocab != ck_vocab:
         first = next((i for i, (a, b) in enumerate(zip(vocab.itos, ck_vocab.itos)) if a != b),
@@ -102,26 +175,24 @@ def load_checkpoint(path: str | Path, *, vocab: Vocab | None = None, config: dic
         diffs = _diff({k: config[k] for k in config}, {k: ck_config.get(k, "<missing>") for k in config})
         if diffs:
             raise MdlibError(f"{path}: configuration differs: " + "; ".join(diffs[:5]))
-    try:
-        mconf = ModelConfig(**ck_config["model"])
-    except (KeyError, TypeError) as exc:
-        raise MdlibError(f"{path}: config.model is unreadable ({exc})") from None
-    if mconf.vocab_size != len(ck_vocab):
-        raise MdlibError(f"{path}: model vocab_size {mconf.vocab_size} != vocabulary size {len(ck_vocab)}")
-    model = Seq2Seq(mconf)
-    own = model.state_dict()
+    with torch.device("meta"):  # shapes only: nothing is allocated before they match
+        own = {k: tuple(v.shape) for k, v in Seq2Seq(mconf).state_dict().items()}
     state = blob["state_dict"]
     missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
-    shapes = [f"{k}: expected {tuple(own[k].shape)}, checkpoint has {tuple(state[k].shape)}"
-              for k in own if k in state and own[k].shape != state[k].shape]
+    shapes = [f"{k}: expected {own[k]}, checkpoint has {tuple(state[k].shape)}"
+              for k in own if k in state and own[k] != tuple(state[k].shape)]
     if missing or unexpected or shapes:
         raise MdlibError(f"{path}: weights do not match the model: missing {missing[:3]}, "
                          f"unexpected {unexpected[:3]}, shapes {shapes[:3]}")
+    bad = next((k for k, v in state.items() if not bool(torch.isfinite(v).all())), None)
+    if bad is not None:
+        raise MdlibError(f"{path}: parameter {bad!r} is not finite")
+    model = Seq2Seq(mconf)
     model.load_state_dict(state)
     model.eval()
     if device is not None:
         model.to(device)
-    return model, ck_vocab, ck_config, blob.get("extra", {})
+    return model, ck_vocab, ck_config, blob.get("extra") or {}
 
 
 def save_run(out: str | Path, model: Seq2Seq, vocab: Vocab, config: dict, curve: list[dict]) -> Path:

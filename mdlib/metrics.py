@@ -1,4 +1,4 @@
-"""Dialogue-quality metrics (a leaf: anything may import it). DESIGN 7; notebook 02.
+"""Dialogue-quality metrics (a leaf: anything may import it). docs/evaluation.md; notebook 02.
 
 * :func:`perplexity` from summed token NLL;
 * :func:`corpus_bleu`: sacrebleu's corpus BLEU (0-100) on detokenised text (and from

@@ -115,7 +115,8 @@ def load_profile(profile: str, notebooks: Sequence[Path], notebooks_dir: Path | 
 
     folder = Path(notebooks_dir or paths.NOTEBOOKS_DIR) / "profiles"
     path = folder / f"{profile}.yaml"
-    if not path.is_file():
+    # Only a listed name: "../x" would read another YAML and write outside results/.
+    if not path.is_file() or profile not in available_profiles(notebooks_dir):
         known = ", ".join(available_profiles(notebooks_dir)) or "none"
         raise MdlibError(f"unknown profile {profile!r} (no {path}); known profiles: {known}")
     try:

@@ -1,9 +1,23 @@
-"""environment.yml (conda users) lists exactly the packages and bounds of pyproject.toml."""
+"""environment.yml (conda users) lists exactly the packages and bounds of pyproject.toml.
 
+pyproject.toml allows Python 3.10, which has no ``tomllib`` (3.11+): the test then uses
+``tomli`` when it is installed, else :func:`read_requirement_arrays`, a reader of just the
+string arrays it needs (checked against ``tomllib`` where that exists).
+"""
+
+import ast
 import re
-import tomllib
 
+import pytest
 import yaml
+
+try:
+    import tomllib as toml
+except ImportError:  # Python 3.10
+    try:
+        import tomli as toml
+    except ImportError:
+        toml = None
 
 from mdlib.paths import ROOT
 
@@ -17,11 +31,33 @@ def _split(requirement: str) -> tuple[str, str]:
     return name, ",".join(sorted(spec.split(","))) if spec else ""
 
 
-def pyproject_requirements() -> dict[str, str]:
-    data = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+def read_requirement_arrays(text: str) -> list[str]:
+    """Every requirement of ``[project] dependencies`` and ``[project.optional-dependencies]``.
+
+    Enough TOML for pyproject.toml: ``key = [ "string", ... ]`` arrays (over several lines,
+    with comments) inside those two tables.
+    """
+    reqs, table = [], None
+    for match in re.finditer(r"^\[([^\]]+)\]\s*$|^([A-Za-z0-9_.-]+)\s*=\s*(\[[^\]]*\])", text, re.M):
+        if match.group(1):
+            table = match.group(1).strip()
+        elif (table, match.group(2)) == ("project", "dependencies") or table == "project.optional-dependencies":
+            body = re.sub(r"#[^\n]*", "", match.group(3))
+            reqs.extend(ast.literal_eval(body))
+    return reqs
+
+
+def _toml_requirements(text: str) -> list[str]:
+    data = toml.loads(text)
     reqs = list(data["project"]["dependencies"])
     for extra in data["project"]["optional-dependencies"].values():
         reqs.extend(extra)
+    return reqs
+
+
+def pyproject_requirements() -> dict[str, str]:
+    text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    reqs = _toml_requirements(text) if toml is not None else read_requirement_arrays(text)
     out = {}
     for req in reqs:
         name, spec = _split(req)
@@ -62,3 +98,24 @@ def test_sync_check_detects_drift(tmp_path, monkeypatch):
     monkeypatch.setattr(__import__(__name__), "ROOT", fake_root)
     py, conda = pyproject_requirements(), conda_requirements()
     assert py["seaborn"] != conda["seaborn"]
+
+
+@pytest.mark.skipif(toml is None, reason="no TOML library to compare with")
+def test_fallback_reader_agrees_with_toml():
+    text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    assert read_requirement_arrays(text) == _toml_requirements(text)
+    assert "torch>=2.4,<2.14" in read_requirement_arrays(text)
+
+
+def test_python_floor_is_the_same_everywhere():
+    """pyproject.toml, environment.yml and the README name the same lowest Python."""
+    floor = re.search(r'requires-python\s*=\s*">=([0-9.]+)"', (ROOT / "pyproject.toml").read_text()).group(1)
+    assert f"python>={floor}" in (ROOT / "environment.yml").read_text()
+    assert f"Python {floor}" in (ROOT / "README.md").read_text()
+
+
+def test_requirements_without_a_toml_library(monkeypatch):
+    """What Python 3.10 without tomli does: the fallback reader gives the same requirements."""
+    with_toml = pyproject_requirements()
+    monkeypatch.setattr(__import__(__name__), "toml", None)
+    assert pyproject_requirements() == with_toml

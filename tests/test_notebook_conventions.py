@@ -1,4 +1,4 @@
-"""Every notebook follows the conventions of DESIGN.md section 8.
+"""Every notebook follows the conventions of docs/CONTRIBUTING.md (Notebooks).
 
 Parametrised over ``notebooks/*.ipynb``: file name, title cell with a run time, the one
 ``parameters`` cell (second, flat scalar assignments), PNG-only figures, committed and

@@ -88,6 +88,10 @@ def test_checkpoint_round_trip_and_mismatches(tmp_path):
     blob = torch.load(path, weights_only=True)
     blob["config"]["model"]["hidden"] = 32
     torch.save(blob, tmp_path / "bad.pt")
+    with pytest.raises(MdlibError, match="damaged"):  # the recorded SHA-256 catches the edit
+        load_checkpoint(tmp_path / "bad.pt")
+    del blob["sha256"]  # a checkpoint without a digest is still checked field by field
+    torch.save(blob, tmp_path / "bad.pt")
     with pytest.raises(MdlibError, match="weights do not match"):
         load_checkpoint(tmp_path / "bad.pt")
 

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
+from pathlib import Path
+
+from mdlib.errors import MdlibError
 
 from mdlib.errors import lookup
 
@@ -40,3 +44,42 @@ def nonnegative_int(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
     return value
+
+
+def output_file(text: str | Path, flag: str = "--out", suffix: str | None = None) -> Path:
+    """Check an output file name before any work starts; return it as a Path.
+
+    Refused: a name ending in a slash (``dir/`` names a folder, not a file), an existing
+    folder, a path under an existing file, a name inside a run folder (whose files the run's
+    manifest vouches for: see :mod:`mdlib.runs`), and another suffix than ``suffix``.
+
+    Raises:
+        MdlibError: ``--out X: ...`` in one line.
+    """
+    from mdlib.runs import run_folder_of
+
+    raw = str(text)
+    path = Path(raw)
+    if raw.endswith(("/", os.sep)) or path.is_dir():
+        raise MdlibError(f"{flag} {raw}: is a folder, expected a file name")
+    for parent in path.parents:
+        if parent.exists() and not parent.is_dir():
+            raise MdlibError(f"{flag} {raw}: cannot write here ({parent} is a file, not a folder)")
+    run = run_folder_of(path)
+    if run is not None:
+        raise MdlibError(f"{flag} {raw}: inside the run folder {run}; write results elsewhere "
+                         "(a run holds only what train wrote)")
+    if suffix is not None and path.suffix != suffix:
+        raise MdlibError(f"{flag} {raw}: expected a {suffix} file name")
+    return path
+
+
+def check_task_names(flag: str, names: list[str] | None) -> None:
+    """Refuse a repeated name in a list flag such as ``--sources bus bus``."""
+    if not names:
+        return
+    seen = set()
+    for name in names:
+        if name in seen:
+            raise MdlibError(f"{flag}: {name!r} is given twice")
+        seen.add(name)

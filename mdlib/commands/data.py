@@ -14,36 +14,107 @@ from __future__ import annotations
 
 import argparse
 import collections
+import sys
 from pathlib import Path
 
-from mdlib.commands._common import check_protocol, positive_int
+from mdlib.commands._common import check_protocol, output_file, positive_int
 from mdlib.errors import MdlibError
 
 
-def _summary(records: list[dict]) -> str:
-    domains = collections.Counter(r["domain"] for r in records)
-    n_turns = sum(len(r["turns"]) for r in records)
-    annotated = sum(1 for r in records for t in r["turns"] if "acts" in t)
-    parts = ", ".join(f"{d} {n}" for d, n in sorted(domains.items()))
-    return (f"{len(records)} dialogues, {n_turns} turns ({n_turns / len(records):.1f} per dialogue), "
-            f"{annotated / max(1, n_turns):.0%} of turns with acts; domains: {parts}")
+class _Summary:
+    """Counts over records seen one at a time (the streaming ``generate`` keeps no list)."""
+
+    def __init__(self):
+        self.domains: collections.Counter = collections.Counter()
+        self.dialogues = self.turns = self.annotated = 0
+
+    def add(self, rec: dict) -> None:
+        self.domains[rec["domain"]] += 1
+        self.dialogues += 1
+        self.turns += len(rec["turns"])
+        self.annotated += sum(1 for t in rec["turns"] if "acts" in t)
+
+    def __str__(self) -> str:
+        parts = ", ".join(f"{d} {n}" for d, n in sorted(self.domains.items()))
+        return (f"{self.dialogues} dialogues, {self.turns} turns ({self.turns / max(1, self.dialogues):.1f} per "
+                f"dialogue), {self.annotated / max(1, self.turns):.0%} of turns with acts; domains: {parts}")
 
 
-def _check_out(out: str) -> Path:
-    path = Path(out)
-    if path.is_dir():
-        raise MdlibError(f"--out {out}: is a folder, expected a file name")
-    return path
+def _summary(records) -> str:
+    summary = _Summary()
+    for rec in records:
+        summary.add(rec)
+    return str(summary)
+
+
+#: Dialogues per domain sampled to estimate the size of a generated corpus.
+SIZE_SAMPLE = 20
+#: Room kept free on the disk (bytes) besides the corpus itself.
+DISK_MARGIN = 10**9
+
+
+def _free_bytes(path: Path) -> int:
+    """Free bytes on the file system that ``path`` would be written to."""
+    import shutil
+
+    folder = path.absolute().parent
+    while not folder.exists():  # the folders are created when the file is written
+        folder = folder.parent
+    return shutil.disk_usage(folder).free
+
+
+def _check_disk(args, out: Path) -> int:
+    """Estimate the corpus's size from a sample; refuse up front when the disk cannot hold it.
+
+    Returns:
+        The estimate in bytes.
+
+    Raises:
+        MdlibError: the estimate (plus :data:`DISK_MARGIN`) exceeds the free space.
+    """
+    from mdlib.data.corpus import dumps
+    from mdlib.data.generator import iter_dialogues
+
+    per_domain = []
+    for domain in args.domain:
+        sample = list(iter_dialogues([domain], args.spec, min(args.n, SIZE_SAMPLE), args.seed))
+        per_domain.append(sum(len(dumps(r).encode("utf-8")) + 1 for r in sample) / len(sample))
+    estimate = int(sum(per_domain) * args.n)
+    free = _free_bytes(out)
+    if estimate + DISK_MARGIN > free:
+        raise MdlibError(f"--n {args.n}: the corpus would take about {estimate / 1e9:.1f} GB "
+                         f"(estimated from {SIZE_SAMPLE} dialogues per domain), but {out.absolute().parent} "
+                         f"has {free / 1e9:.1f} GB free (keeping {DISK_MARGIN / 1e9:.1f} GB spare); "
+                         "ask for fewer dialogues or write elsewhere")
+    return estimate
 
 
 def cmd_generate(args) -> int:
-    from mdlib.data.corpus import save_corpus
-    from mdlib.data.generator import generate
+    from tqdm.auto import tqdm
 
-    out = _check_out(args.out)
-    records = generate(args.domain, args.spec, args.n, args.seed, progress=args.progress)
-    save_corpus(records, out)
-    print(f"wrote {out}: {_summary(records)}")
+    from mdlib.data.corpus import write_corpus
+    from mdlib.data.generator import iter_dialogues
+
+    out = output_file(args.out)
+    records = iter_dialogues(args.domain, args.spec, args.n, args.seed)  # checks the arguments
+    estimate = _check_disk(args, out)
+    total = args.n * len(args.domain)
+    # A bar on a terminal (or with --progress), on stderr: stdout keeps the one summary line.
+    bar = tqdm(total=total, desc="generate", unit="dialogue", disable=None if not args.progress else False,
+               file=sys.stderr)
+    if estimate > 1e9:
+        bar.write(f"writing about {estimate / 1e9:.1f} GB to {out}", file=sys.stderr)
+    summary = _Summary()
+
+    def seen(rec: dict) -> None:
+        summary.add(rec)
+        bar.update(1)
+
+    try:  # the generator's ids are unique by construction: no id set, so memory stays constant
+        write_corpus(records, out, check_ids=False, on_record=seen)
+    finally:
+        bar.close()
+    print(f"wrote {out}: {summary}")
     return 0
 
 
@@ -58,9 +129,12 @@ def cmd_validate(args) -> int:
 def cmd_convert(args) -> int:
     from mdlib.data.corpus import load_simdial, save_corpus
 
-    out = _check_out(args.out)
+    out = output_file(args.out)
     records = load_simdial(args.input)
-    save_corpus(records, out)
+    try:
+        save_corpus(records, out)
+    except MdlibError as exc:  # a record that cannot be written: the problem is in the input
+        raise MdlibError(f"{args.input}: {exc}") from None
     print(f"wrote {out}: {_summary(records)}")
     return 0
 
@@ -148,14 +222,17 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "generate", help="generate simulated dialogues (JSON Lines)",
         description="Generate slot-filling dialogues between the simulated user and the "
-        "threshold policy, realised as text, in the corpus format (one dialogue per line).")
+        "threshold policy, realised as text, in the corpus format (one dialogue per line, "
+        "docs/data.md). Dialogues are written as they are made (constant memory); a request "
+        "whose estimated size does not fit the free disk space is refused before it starts.")
     p.add_argument("--domain", action="append", required=True, metavar="NAME",
                    help="domain (repeat for several): restaurant, restaurant_style, rest_pitt, bus, weather, movie")
     p.add_argument("--spec", default="mix", help="complexity preset: clean or mix (default mix)")
     p.add_argument("--n", type=positive_int, default=100, help="dialogues per domain (default 100)")
     p.add_argument("--seed", type=int, default=0, help="corpus seed (default 0)")
     p.add_argument("--out", required=True, metavar="FILE.jsonl", help="output file (written atomically)")
-    p.add_argument("--progress", action="store_true", help="show a progress bar")
+    p.add_argument("--progress", action="store_true",
+                   help="show a progress bar on stderr even when it is not a terminal (on a terminal it always shows)")
     p.set_defaults(func=cmd_generate)
 
     p = subparsers.add_parser(

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
+from mdlib.commands._common import output_file
 from mdlib.errors import MdlibError
 
 BUDGETS = (0, 10, 50, 200, 500, 1000)
@@ -49,11 +49,7 @@ def cmd_policy(args) -> int:
     seed = _int("seed", args.seed, 0)
     eval_episodes = _int("eval-episodes", args.eval_episodes, 1)
     iterations = _int("iterations", args.iterations, 1)
-    out = Path(args.out)
-    if out.is_dir():
-        raise MdlibError(f"--out {args.out}: is a folder, expected a file name")
-    if out.suffix != ".json":
-        raise MdlibError(f"--out {args.out}: expected a .json file name")
+    out = output_file(args.out, suffix=".json")
     budgets = [b for b in BUDGETS if b < episodes] + [episodes]
     seed_everything(seed, threads=1)  # tiny networks: one thread is fastest (and matches notebook 06)
     config = PolicyConfig(iterations=iterations, eval_episodes=eval_episodes)
@@ -83,7 +79,7 @@ def register(subparsers) -> None:
         "threshold policy, REINFORCE from scratch, multi-domain pretraining then fine-tuning, and "
         "meta-RL (first-order MAML or Reptile over policy-gradient inner loops) trained on the source "
         "domains (bus, restaurant, weather) and user populations (clean, mix, impatient, mumbling). "
-        "Writes success rate, turns and return with 95%% intervals after 0, 10, 50, 200, ... "
+        "Writes success rate, turns and return with 95% intervals after 0, 10, 50, 200, ... "
         "adaptation dialogues.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--method", default="maml", help="rule, scratch, pretrain, maml or reptile")

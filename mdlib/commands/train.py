@@ -6,7 +6,7 @@ Examples::
     python -m mdlib train --method pretrain --profile quick --seed 0 --out runs/pre0
     python -m mdlib adapt --checkpoint runs/pre0 --target movie --k-shot 9 --seed 0 --out results/pre0_movie.json
     python -m mdlib train --method pretrain --corpus my.jsonl --sources a b c --target d --out runs/mine
-    python -m mdlib adapt --checkpoint runs/mine --corpus my.jsonl --sources a b c --target d --k-shot 3 --out r.json
+    python -m mdlib adapt --checkpoint runs/mine --target d --k-shot 3 --out r.json
     python -m mdlib train --method pretrain --input context --out runs/ctx0   # DAML's input (docs/protocol.md)
 
 Methods: ``pretrain`` (multi-domain supervised training on the sources), ``scratch``
@@ -23,16 +23,20 @@ sharded over the N processes (:mod:`mdlib.meta.distributed`); only rank 0 writes
 With ``--corpus``, tasks come from each dialogue's ``"domain"`` field, split by
 :func:`mdlib.data.splits.split_corpus` (seed 0, so ``train`` and ``adapt`` agree);
 metrics that need annotations the corpus lacks are written as ``null``.
+
+``train`` writes the run's manifest ``run.json`` last (:mod:`mdlib.runs`); ``adapt``
+verifies the run against it and takes the sources and the corpus from it (``--sources``
+and ``--corpus`` override them, with a warning).
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-import torch
-
-from mdlib.commands._common import nonnegative_int
+from mdlib import runs
+from mdlib.commands._common import check_task_names, nonnegative_int, output_file
 from mdlib.errors import MdlibError
 
 SPLIT_SEED = 0
@@ -57,10 +61,10 @@ def _add_data_args(p: argparse.ArgumentParser, target_required: bool) -> None:
                    help="run size (default: quick for train, the checkpoint's for adapt)")
     p.add_argument("--seed", type=nonnegative_int, default=0, help="random seed (default 0)")
     p.add_argument("--corpus", type=Path, default=None,
-                   help="a JSONL corpus (DESIGN 3.2); tasks from each dialogue's 'domain' field "
-                        "(default: the protocol corpora)")
+                   help="a JSONL corpus (format: docs/data.md); tasks from each dialogue's 'domain' "
+                        "field (default: the protocol corpora; for adapt: the corpus the run was trained on)")
     p.add_argument("--sources", nargs="+", default=None, metavar="TASK",
-                   help="source (training) tasks (default: bus restaurant weather)")
+                   help="source (training) tasks (default: bus restaurant weather; for adapt: the run's)")
     p.add_argument("--target", default=None, required=target_required, metavar="TASK",
                    help="the held-out target task" + ("" if target_required else " (needed with --corpus)"))
     p.add_argument("--input", choices=INPUTS, default=None,
@@ -74,7 +78,8 @@ def register(subparsers) -> None:
     """Add ``train`` and ``adapt`` to the CLI."""
     p = subparsers.add_parser("train", help="train a response generator on the source domains",
                               description="Train a response generator (pretrain, scratch or a meta-learner) "
-                                          "and write checkpoint.pt, config.json, curve.json, vocab.json to --out.")
+                                          "and write checkpoint.pt, config.json, curve.json, vocab.json to --out, "
+                                          "then run.json, the manifest that adapt verifies (docs/runs.md).")
     p.add_argument("--method", default=None, metavar="METHOD",
                    help=f"training method: {', '.join(_methods())} (default pretrain)")
     p.add_argument("--out", type=Path, default=None, help="run folder to write (required unless --resume)")
@@ -99,17 +104,19 @@ def register(subparsers) -> None:
     a = subparsers.add_parser("adapt", help="adapt a trained generator to a target with k dialogues and score it",
                               description="Fine-tune a checkpoint on k target dialogues (through the shared "
                                           "inner loop) and write its test metrics as JSON.")
-    a.add_argument("--checkpoint", type=Path, required=True, help="run folder or checkpoint.pt")
+    a.add_argument("--checkpoint", type=Path, required=True,
+                   help="run folder (verified against its run.json) or checkpoint.pt")
     a.add_argument("--k-shot", type=nonnegative_int, required=True, help="number of target dialogues to adapt on")
-    a.add_argument("--out", type=Path, required=True, help="JSON file to write")
+    a.add_argument("--out", required=True, help="JSON file to write (not inside the run folder)")
     a.add_argument("--samples", type=nonnegative_int, default=0, help="include this many generated examples")
     _add_data_args(a, target_required=True)
     a.set_defaults(func=cmd_adapt)
 
 
-def _data(args, sources: list[str], targets: list[str]):
-    """``None`` (protocol corpora) or the split user corpus."""
-    if args.corpus is None:
+def _data(args, sources: list[str], targets: list[str], corpus: Path | None = None):
+    """``None`` (protocol corpora) or the split user corpus (``corpus``, default ``--corpus``)."""
+    corpus = corpus if corpus is not None else args.corpus
+    if corpus is None:
         from mdlib.data.domains import get_domain
 
         for name in sources + targets:
@@ -120,9 +127,9 @@ def _data(args, sources: list[str], targets: list[str]):
 
     if not targets:
         raise MdlibError("--corpus needs --target (the task to hold out)")
-    if args.sources is None:
+    if not sources:
         raise MdlibError("--corpus needs --sources (the training tasks)")
-    return split_corpus(load_corpus(args.corpus), sources, targets, SPLIT_SEED)
+    return split_corpus(load_corpus(corpus), sources, targets, SPLIT_SEED)
 
 
 def _sources(args) -> list[str]:
@@ -207,11 +214,21 @@ def cmd_train(args) -> int:
     if run.get("input"):
         profile = profile.replace(input=run["input"])
     sources, targets = run["sources"], run["targets"]
+    if run["resume"] is None:  # outputs checked before any work (a resumed run continues its own folder)
+        runs.check_out(out)
+        check_task_names("--sources", args.sources)
+        if args.corpus is not None and args.sources is None:
+            raise MdlibError("--corpus needs --sources (the training tasks)")
     if targets and targets[0] in sources:
         raise MdlibError(f"--target {targets[0]} is also among --sources: that leaks the target into training")
+    if method == "reweight":
+        from mdlib.data.corruption import check_rate
+
+        check_rate(args.corrupt)
     args.corpus = Path(run["corpus"]) if run["corpus"] else None
     args.sources, args.target = sources, (targets[0] if targets else None)
     data = _data(args, sources, targets)
+    corpus = runs.corpus_entry(args.corpus)  # hashed before training: what was loaded
     meta = method in _meta_methods()
     device = resolve_device(args.device)
     group = distributed.from_env(device) if meta else None
@@ -222,11 +239,15 @@ def cmd_train(args) -> int:
             group.check_tasks(profile.meta_batch)
         seed_everything(run["seed"])
         writes = group is None or group.writes
-        curve = _train(args, run, profile, sources, targets, data, device, group, writes)
+        if writes:  # an older run's manifest and learner go first, so a killed run never looks finished
+            runs.begin(out)
+        model, curve = _train(args, run, profile, sources, targets, data, device, group, writes)
     finally:
         if group is not None:
             group.close()
     if writes:
+        runs.finish(out, method=method, profile=profile.name, seed=run["seed"], sources=sources,
+                    targets=targets, model=model.config.to_dict(), corpus=corpus)
         last = curve[-1] if curve else {}
         print(f"wrote {out} (method {method}, profile {profile.name}, seed {run['seed']}"
               + (f", final {', '.join(f'{k}={v:.3f}' for k, v in last.items() if isinstance(v, float))}"
@@ -234,8 +255,12 @@ def cmd_train(args) -> int:
     return 0
 
 
-def _train(args, run, profile, sources, targets, data, device, group, writes) -> list[dict]:
-    """Train with ``run``'s method and write the run folder (rank 0 only); return the curve."""
+def _train(args, run, profile, sources, targets, data, device, group, writes):
+    """Train with ``run``'s method and write the run folder's files (rank 0 only).
+
+    Returns:
+        ``(model, curve)``; the caller writes the manifest last.
+    """
     from mdlib.checkpoint import save_run
     from mdlib.evaluation import data_signature, new_model, pretrain, protocol_vocab, split_of
 
@@ -249,7 +274,7 @@ def _train(args, run, profile, sources, targets, data, device, group, writes) ->
         model, vocab, info = pretrain(profile, seed, sources=sources, data=data, progress=args.progress,
                                       device=device, cache=False)
         save_run(out, model, vocab, config, info["curve"])
-        return info["curve"]
+        return model, info["curve"]
     if method == "reweight":  # learned example weights (Ren et al. 2018), notebook 05
         return _train_reweight(args, profile, sources, data, device)
     vocab = protocol_vocab(profile, sources, data)
@@ -287,15 +312,12 @@ def _train(args, run, profile, sources, targets, data, device, group, writes) ->
     if writes:
         save_run(out, model, vocab, config, curve)
         if learner_state is not None:
-            from mdlib.atomic import atomic_path
-
-            with atomic_path(out / "learner.pt") as tmp:
-                torch.save(learner_state, tmp)
-    return curve
+            runs.save_learner(out, learner_state)
+    return model, curve
 
 
-def _train_reweight(args, profile, sources, data, device) -> list[dict]:
-    """Supervised training on the sources with learned example weights; returns the curve."""
+def _train_reweight(args, profile, sources, data, device):
+    """Supervised training on the sources with learned example weights; returns ``(model, curve)``."""
     import math
 
     from mdlib.checkpoint import save_run
@@ -319,7 +341,7 @@ def _train_reweight(args, profile, sources, data, device) -> list[dict]:
               "corpus": str(args.corpus) if args.corpus else None,
               "inputs": profile.input_settings()}
     save_run(args.out, model, vocab, config, curve)
-    return curve
+    return model, curve
 
 
 def _adapt_settings(method: str, run: Path, model, profile):
@@ -328,12 +350,9 @@ def _adapt_settings(method: str, run: Path, model, profile):
         return profile.ft_lr, profile.ft_steps, None
     if method == "scratch":
         return profile.scratch_lr, profile.scratch_steps, None
-    state_path = run / "learner.pt"
-    if not state_path.is_file():
-        raise MdlibError(f"{run}: method {method!r} needs learner.pt next to the checkpoint")
     from mdlib.meta.learners import make_learner
 
-    state = torch.load(state_path, map_location="cpu", weights_only=True)
+    state = runs.load_learner(run, method)
     learner = make_learner(method, dict(model.named_parameters()), int(state["inner_steps"]),
                            float(state["inner_lr"]))
     learner.load_state_dict(state)
@@ -343,6 +362,29 @@ def _adapt_settings(method: str, run: Path, model, profile):
     return learner.step_sizes(), steps, state.get("trainable")
 
 
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def _run_inputs(args, man: dict | None, run: Path) -> tuple[list[str], Path | None]:
+    """(sources, corpus) for ``adapt``: the run's, unless ``--sources`` / ``--corpus`` override them."""
+    check_task_names("--sources", args.sources)
+    if man is None:  # a bare checkpoint file: no manifest to take them from
+        return _sources(args), args.corpus
+    sources = list(man["sources"])
+    if args.sources and list(args.sources) != sources:
+        _warn(f"--sources {' '.join(args.sources)} overrides the run's sources ({' '.join(sources)})")
+        sources = list(args.sources)
+    if args.corpus is None:
+        return sources, runs.check_corpus(man, run)
+    trained = man.get("corpus")
+    if trained is None:
+        _warn(f"--corpus {args.corpus}: the run was trained on the protocol corpora")
+    elif runs.sha256_file(args.corpus) != trained["sha256"]:
+        _warn(f"--corpus {args.corpus} is not the corpus the run was trained on ({trained['path']})")
+    return sources, args.corpus
+
+
 def cmd_adapt(args) -> int:
     from mdlib.checkpoint import load_checkpoint
     from mdlib.evaluation import adapt, evaluate, sample_kshot, split_of
@@ -350,23 +392,22 @@ def cmd_adapt(args) -> int:
     from mdlib.report import save_json
     from mdlib.seeding import default_device, seed_everything
 
+    out = output_file(args.out)
+    run = args.checkpoint if args.checkpoint.is_dir() else args.checkpoint.parent
+    # A run folder must verify against its manifest; a bare checkpoint file is checked on its own.
+    man = runs.load_run(run) if args.checkpoint.is_dir() or (run / runs.MANIFEST).exists() else None
+    sources, corpus = _run_inputs(args, man, run)
     device = default_device()
     model, vocab, config, _ = load_checkpoint(args.checkpoint, device=device)
-    run = args.checkpoint if args.checkpoint.is_dir() else args.checkpoint.parent
     profile = get_profile(args.profile or config.get("profile_name", "quick"))
     profile = profile.with_inputs(config.get("inputs") or {})
     if args.input and args.input != profile.input:
         raise MdlibError(f"--input {args.input}: {args.checkpoint} was trained with input {profile.input!r}")
-    sources = list(args.sources) if args.sources else list(config.get("sources") or [])
-    if not sources:
-        from mdlib.data.domains import SOURCES
-
-        sources = list(SOURCES)
     if args.target in sources:
         raise MdlibError(f"--target {args.target} is one of the checkpoint's sources ({', '.join(sources)})")
-    data = _data(args, sources, [args.target])
+    data = _data(args, sources, [args.target], corpus)
     seed_everything(args.seed)
-    method = config.get("method", "pretrain")
+    method = man["method"] if man else config.get("method", "pretrain")
     shots = sample_kshot(data, args.target, args.k_shot, args.seed)
     lr, steps, trainable = _adapt_settings(method, run, model, profile)
     params = adapt(model, None, shots, profile, args.seed, vocab=vocab, lr=lr, steps=steps,
@@ -376,8 +417,8 @@ def cmd_adapt(args) -> int:
     result = evaluate(model, params, test, vocab, profile, act_reference=ref, device=device, samples=args.samples)
     result.update(method=method, k=args.k_shot, seed=args.seed, target=args.target, profile=profile.name,
                   checkpoint=str(args.checkpoint), adapt_steps=steps if shots else 0)
-    save_json(result, args.out)
+    save_json(result, out)
     shown = ", ".join(f"{k}={result[k]:.3f}" if isinstance(result[k], float) else f"{k}={result[k]}"
                       for k in ("bleu", "entity_f1", "entity_f1_uncopyable", "success_f1", "ppl"))
-    print(f"wrote {args.out}: {method} on {args.target}, k={args.k_shot}, seed {args.seed}: {shown}")
+    print(f"wrote {out}: {method} on {args.target}, k={args.k_shot}, seed {args.seed}: {shown}")
     return 0

@@ -1,7 +1,7 @@
 """Dialogue acts: the act-level language the simulated user and system speak.
 
 A turn is a list of :class:`Act`. The inventory follows SimDial (Zhao & Eskenazi, 2018);
-see DESIGN.md section 3.1 and notebook 01.
+see docs/data.md and notebook 01.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Complexity knobs of the generator and the simulated user (DESIGN.md 3.1).
+"""Complexity knobs of the generator and the simulated user (docs/data.md).
 
 ``clean`` turns every knob off; ``mix`` is the setting DAML trained on (SimDial's
 MixSpec). Distributions are tuples of ``(outcome, probability)`` pairs so that a

@@ -1,4 +1,4 @@
-"""The corpus format (DESIGN.md 3.2): one dialogue per line (JSON Lines), validated on load.
+"""The corpus format (docs/data.md): one dialogue per line (JSON Lines), validated on load.
 
 A record::
 
@@ -21,7 +21,7 @@ import json
 from pathlib import Path
 from typing import Any, Iterable
 
-from mdlib.atomic import atomic_path
+from mdlib.atomic import atomic_path, parse_json, reading
 from mdlib.errors import MdlibError
 
 #: The same rules as :func:`validate_record`, as a JSON Schema (for other tools).
@@ -175,10 +175,7 @@ def parse_lines(lines: Iterable[str], source: str = "<input>") -> list[dict]:
     for lineno, line in enumerate(lines, 1):
         if not line.strip():
             continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise MdlibError(f"{source}:{lineno}: invalid JSON ({exc.msg} at column {exc.colno})") from None
+        rec = parse_json(line, f"{source}:{lineno}", multiline=False)
         errors = validate_record(rec)
         if errors:
             more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
@@ -197,23 +194,74 @@ def load_corpus(path: str | Path) -> list[dict]:
 
     Raises:
         MdlibError: ``FILE:LINE: field 'PATH': problem`` for the first problem, or when the
-            file cannot be read.
+            file cannot be read (missing, a folder, no permission, not UTF-8, an I/O error).
     """
-    path = Path(path)
-    try:
-        with open(path, encoding="utf-8") as f:
-            return parse_lines(f, str(path))
-    except FileNotFoundError:
-        raise MdlibError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise MdlibError(f"{path}: is a folder, expected a .jsonl file") from None
-    except UnicodeDecodeError as exc:
-        raise MdlibError(f"{path}: not UTF-8 text ({exc.reason})") from None
+    with reading(path, "JSON Lines corpus (.jsonl)") as p:
+        with open(p, encoding="utf-8") as f:
+            return parse_lines(f, str(p))
 
 
 def dumps(rec: dict) -> str:
-    """One record as one JSON line (compact, UTF-8, key order kept)."""
-    return json.dumps(rec, ensure_ascii=False, separators=(",", ":"))
+    """One record as one JSON line (compact, UTF-8, key order kept).
+
+    Raises:
+        MdlibError: the record cannot be written as UTF-8 JSON: a lone surrogate
+            character (``"\\ud800"`` in a JSON input decodes to one) or nesting too deep.
+    """
+    rid = rec.get("id") if isinstance(rec, dict) else None
+    try:
+        text = json.dumps(rec, ensure_ascii=False, separators=(",", ":"))
+    except RecursionError:
+        raise MdlibError(f"record {rid!r}: nested too deeply to write") from None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise MdlibError(f"record {rid!r}: holds a lone surrogate character "
+                         f"({text[exc.start]!a}), which UTF-8 cannot store") from None
+    return text
+
+
+def write_corpus(records: Iterable[dict], path: str | Path, *, check_ids: bool = True,
+                 on_record=None) -> int:
+    """Validate and write records one at a time (constant memory), atomically.
+
+    The file appears only when every record was written; on any error (or a kill by
+    SIGTERM, see :mod:`mdlib.atomic`) nothing is left behind.
+
+    Args:
+        records: any iterable of records (a generator is consumed as it is written).
+        check_ids: refuse repeated ids (keeps every id in memory; pass ``False`` when the
+            ids are unique by construction, as the generator's are).
+        on_record: called with each record after it is written (counters, progress bars).
+
+    Returns:
+        The number of records written.
+
+    Raises:
+        MdlibError: ``record N (id X): ...`` for an invalid record, an empty corpus, or a
+            path that cannot be written.
+    """
+    path = Path(path)
+    seen: set = set()
+    n = 0
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+            for n, rec in enumerate(records, 1):
+                errors = validate_record(rec)
+                if errors:
+                    rid = rec.get("id") if isinstance(rec, dict) else None
+                    raise MdlibError(f"record {n} (id {rid!r}): {errors[0]}")
+                if check_ids:
+                    if rec["id"] in seen:
+                        raise MdlibError(f"record {n}: field 'id': {rec['id']!r} repeats an earlier record")
+                    seen.add(rec["id"])
+                f.write(dumps(rec))
+                f.write("\n")
+                if on_record is not None:
+                    on_record(rec)
+        if n == 0:
+            raise MdlibError(f"{path}: refusing to write an empty corpus")
+    return n
 
 
 def save_corpus(records: Iterable[dict], path: str | Path) -> Path:
@@ -223,27 +271,8 @@ def save_corpus(records: Iterable[dict], path: str | Path) -> Path:
         MdlibError: ``record N (id X): ...`` for an invalid record (nothing is written),
             or when the path cannot be written.
     """
-    records = list(records)
-    if not records:
-        raise MdlibError(f"{path}: refusing to write an empty corpus")
-    seen = set()
-    for n, rec in enumerate(records, 1):
-        errors = validate_record(rec)
-        if errors:
-            rid = rec.get("id") if isinstance(rec, dict) else None
-            raise MdlibError(f"record {n} (id {rid!r}): {errors[0]}")
-        if rec["id"] in seen:
-            raise MdlibError(f"record {n}: field 'id': {rec['id']!r} repeats an earlier record")
-        seen.add(rec["id"])
-    path = Path(path)
-    if path.is_dir():
-        raise MdlibError(f"{path}: is a folder, expected a file name")
-    with atomic_path(path) as tmp:
-        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-            for rec in records:
-                f.write(dumps(rec))
-                f.write("\n")
-    return path
+    write_corpus(records, path)
+    return Path(path)
 
 
 # ---------------------------------------------------------------- SimDial layout
@@ -287,14 +316,9 @@ def load_simdial(path: str | Path) -> list[dict]:
         MdlibError: ``FILE: field 'dialogs[3][2].utt': missing`` and the like.
     """
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise MdlibError(f"{path}: no such file") from None
-    except (UnicodeDecodeError, IsADirectoryError) as exc:
-        raise MdlibError(f"{path}: cannot read ({exc})") from None
-    except json.JSONDecodeError as exc:
-        raise MdlibError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg} at column {exc.colno})") from None
+    with reading(path, "SimDial JSON file") as p:
+        text = p.read_text(encoding="utf-8")
+    data = parse_json(text, str(path))
     try:
         return _convert_simdial(data, path.stem)
     except MdlibError as exc:

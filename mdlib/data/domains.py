@@ -1,4 +1,4 @@
-"""The six SimDial-style domains and their deterministic databases (DESIGN.md 3.1).
+"""The six SimDial-style domains and their deterministic databases (docs/data.md).
 
 Each domain has *user* (searchable) slots, the constraints a user gives, and *system*
 (informable) slots, the facts the system reads from its database. ``restaurant_style``

@@ -1,7 +1,7 @@
 """The multi-domain corpus generator: simulated user vs. threshold policy, realised as text.
 
 ``generate(["bus"], "mix", 1500, seed=0)`` returns dialogues in the corpus format of
-DESIGN.md 3.2. Dialogue ``i`` of a domain depends only on ``(domain, spec, seed, i)``, so
+docs/data.md. Dialogue ``i`` of a domain depends only on ``(domain, spec, seed, i)``, so
 the same seed gives byte-identical files and a longer run extends a shorter one.
 Introduced in notebook 01.
 """
@@ -9,7 +9,7 @@ Introduced in notebook 01.
 from __future__ import annotations
 
 import random
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from tqdm.auto import tqdm
 
@@ -84,6 +84,37 @@ def generate_dialogue(domain: Domain, db: Database, complexity: Complexity, rng:
     }
 
 
+def iter_dialogues(domains: str | Iterable[str], spec: str | Complexity = "mix", n: int = 100,
+                   seed: int = 0) -> Iterator[dict]:
+    """Yield the dialogues of :func:`generate` one at a time (constant memory).
+
+    Arguments are checked before the first dialogue is made, so a bad one raises at the
+    call, not at the first ``next()``.
+
+    Raises:
+        MdlibError: unknown domain or spec, or ``n < 1``.
+    """
+    names = [domains] if isinstance(domains, str) else list(domains)
+    if not names:
+        raise MdlibError("generate: give at least one domain")
+    doms = [get_domain(d) for d in names]
+    complexity = get_complexity(spec)
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise MdlibError(f"generate: n must be a whole number >= 1, got {n!r}")
+
+    def dialogues() -> Iterator[dict]:
+        for dom in doms:
+            db = Database(dom, DB_SEED)
+            for i in range(n):
+                rng = random.Random(f"{dom.name}/{complexity.name}/{seed}/{i}")
+                rec = generate_dialogue(dom, db, complexity, rng, f"{dom.name}-{complexity.name}-{seed}-{i:05d}")
+                rec["meta"]["seed"] = seed
+                rec["meta"]["index"] = i
+                yield rec
+
+    return dialogues()
+
+
 def generate(domains: str | Iterable[str], spec: str | Complexity = "mix", n: int = 100,
              seed: int = 0, progress: bool = False) -> list[dict]:
     """Generate ``n`` dialogues per domain.
@@ -96,30 +127,14 @@ def generate(domains: str | Iterable[str], spec: str | Complexity = "mix", n: in
         progress: show a tqdm bar.
 
     Returns:
-        Dialogue records (DESIGN.md 3.2): ``{"id", "domain", "turns", "meta"}``; ``meta`` has
+        Dialogue records (``docs/data.md``): ``{"id", "domain", "turns", "meta"}``; ``meta`` has
         ``spec, seed, index, goals, success, gave_up, hit_turn_cap, asr_errors``. System
         turns that queried the database carry ``kb = {"constraints", "results", "count"}``.
+        For large corpora, :func:`iter_dialogues` yields them one at a time instead.
 
     Raises:
         MdlibError: unknown domain or spec, or ``n < 1``.
     """
     names = [domains] if isinstance(domains, str) else list(domains)
-    if not names:
-        raise MdlibError("generate: give at least one domain")
-    doms = [get_domain(d) for d in names]
-    complexity = get_complexity(spec)
-    if not isinstance(n, int) or n < 1:
-        raise MdlibError(f"generate: n must be a whole number >= 1, got {n!r}")
-    out = []
-    bar = tqdm(total=n * len(doms), disable=not progress, desc="generate")
-    for dom in doms:
-        db = Database(dom, DB_SEED)
-        for i in range(n):
-            rng = random.Random(f"{dom.name}/{complexity.name}/{seed}/{i}")
-            rec = generate_dialogue(dom, db, complexity, rng, f"{dom.name}-{complexity.name}-{seed}-{i:05d}")
-            rec["meta"]["seed"] = seed
-            rec["meta"]["index"] = i
-            out.append(rec)
-            bar.update(1)
-    bar.close()
-    return out
+    return list(tqdm(iter_dialogues(names, spec, n, seed), total=n * len(names), disable=not progress,
+                     desc="generate"))

@@ -106,7 +106,7 @@ def extract_pairs(dialogues: Iterable[Mapping], context_turns: int = 2, input: s
     """One :class:`Pair` per system turn with non-empty text.
 
     Args:
-        dialogues: records in the corpus format (DESIGN 3.2): ``{"id", "domain", "turns"}``.
+        dialogues: records in the corpus format (docs/data.md): ``{"id", "domain", "turns"}``.
         context_turns: how many preceding turns form the context (``>= 0``).
         input: one of :data:`INPUTS`; ``"context"`` delexicalises the system-slot values
             of the context and the target and fills ``belief``, ``surface`` and ``fill``.

@@ -1,4 +1,5 @@
-"""Act-level simulation: an agenda-based user and a noisy recognition channel (DESIGN.md 3.1 and 6).
+"""Act-level simulation: an agenda-based user and a noisy recognition channel (docs/data.md;
+the belief tracker and the threshold policy live in mdlib.dm and are re-exported here).
 
 The corpus generator (:mod:`mdlib.data.generator`) runs these two against the dialogue
 manager's belief tracker and reference threshold policy (:mod:`mdlib.dm.belief`,

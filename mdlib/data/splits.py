@@ -5,7 +5,7 @@ Six corpora of 1500 ``mix`` dialogues each are generated on first use into
 SHA-256), so everyone trains and tests on byte-identical data. Each splits 900 / 100 / 500
 (train / valid / test). Sources (meta-training): bus, restaurant, weather; targets: movie,
 restaurant_style, rest_pitt, adapted on ``k`` dialogues of their *train* pool and tested
-on their *test* split (DESIGN.md 3.3). Introduced in notebook 01.
+on their *test* split (docs/data.md). Introduced in notebook 01.
 """
 
 from __future__ import annotations
@@ -62,6 +62,21 @@ def load_manifest() -> dict:
     man = read_json(path, missing="missing; run `python -m mdlib data --update-manifest` to create it")
     if not isinstance(man, dict) or not isinstance(man.get("files"), dict):
         raise MdlibError(f"{path}: field 'files': missing")
+    for name, entry in man["files"].items():
+        where = f"{path}: field 'files' entry {name!r}"
+        # A name is a plain file name: "../x" or "a/b" would read or write outside data/corpora/.
+        if not isinstance(name, str) or not name.endswith(".jsonl") or Path(name).name != name \
+                or name.startswith(".") or "\\" in name:
+            raise MdlibError(f"{where}: expected a plain file name <domain>.jsonl (no folders, no '..')")
+        if not isinstance(entry, dict):
+            raise MdlibError(f"{where}: expected an object, got {type(entry).__name__}")
+        for key, kind in (("domain", str), ("seed", int), ("spec", str), ("dialogues", int),
+                          ("bytes", int), ("sha256", str)):
+            if not isinstance(entry.get(key), kind) or isinstance(entry.get(key), bool):
+                raise MdlibError(f"{where}.{key}: expected {'a string' if kind is str else 'a whole number'}, "
+                                 f"got {entry.get(key)!r:.40}")
+        if entry["domain"] not in CORPUS_SEEDS or name != f"{entry['domain']}.jsonl":
+            raise MdlibError(f"{where}: expected <domain>.jsonl for one of {', '.join(CORPUS_SEEDS)}")
     return man
 
 

@@ -1,4 +1,4 @@
-"""The belief tracker: per user slot, the believed value and a confidence (DESIGN 6).
+"""The belief tracker: per user slot, the believed value and a confidence (docs/architecture.md).
 
 The dialogue manager's state, shared by the reference :class:`~mdlib.dm.threshold.ThresholdPolicy`,
 the RL environment's system side (:class:`mdlib.dm.env.SystemState`), the corpus

@@ -32,6 +32,8 @@ from mdlib.dm.policy import SlotActPolicy, choose
 from mdlib.errors import MdlibError
 
 FORMAT = "mdlib-policy-v1"
+#: The largest hidden size a policy file may ask for (checked before any allocation).
+MAX_HIDDEN = 4096
 HOW_TO_MAKE = "make one with `python -m mdlib policy --method pretrain --out result.json` (writes result.policy.pt)"
 
 
@@ -150,12 +152,14 @@ def load_policy(path: str | Path) -> TrainedPolicy:
     blob = read_torch(path, FORMAT, "policy file", HOW_TO_MAKE)
     config, params = blob.get("config"), blob.get("params")
     hidden = config.get("hidden") if isinstance(config, dict) else None
-    if not isinstance(hidden, int) or hidden < 1:
-        raise MdlibError(f"{path}: config.hidden: expected a whole number >= 1, got {hidden!r}")
-    if not isinstance(params, dict) or not all(isinstance(v, torch.Tensor) for v in params.values()):
-        raise MdlibError(f"{path}: params: expected a dict of tensors")
-    model = make_policy(hidden)
-    expected = {k: tuple(v.shape) for k, v in model.named_parameters()}
+    if isinstance(hidden, bool) or not isinstance(hidden, int) or not 1 <= hidden <= MAX_HIDDEN:
+        raise MdlibError(f"{path}: config.hidden: expected a whole number in [1, {MAX_HIDDEN}], got {hidden!r:.40}")
+    if not isinstance(params, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                               and v.layout == torch.strided and v.is_floating_point()
+                                               for k, v in params.items()):
+        raise MdlibError(f"{path}: params: expected a dict of floating-point tensors")
+    with torch.device("meta"):  # shapes only: nothing is allocated before the file is checked
+        expected = {k: tuple(v.shape) for k, v in make_policy(hidden).named_parameters()}
     missing, extra = sorted(set(expected) - set(params)), sorted(set(params) - set(expected))
     if missing or extra:
         raise MdlibError(f"{path}: parameters do not fit the policy network: missing {missing}, unexpected {extra}")
@@ -163,4 +167,7 @@ def load_policy(path: str | Path) -> TrainedPolicy:
         if tuple(params[k].shape) != shape:
             raise MdlibError(f"{path}: parameter {k!r} has shape {tuple(params[k].shape)}, expected {shape} "
                              f"(hidden {hidden}, {SLOT_DIM} slot and {GLOBAL_DIM} global features)")
-    return TrainedPolicy(model, {k: params[k].float() for k in expected}, dict(config))
+    bad = next((k for k in expected if not bool(torch.isfinite(params[k]).all())), None)
+    if bad is not None:
+        raise MdlibError(f"{path}: parameter {bad!r} is not finite")
+    return TrainedPolicy(make_policy(hidden), {k: params[k].float() for k in expected}, dict(config))

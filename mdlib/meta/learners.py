@@ -149,7 +149,7 @@ class ANIL(MetaLearner):
 
 @register("multitask")
 class Multitask(MetaLearner):
-    """The compute-matched control (DESIGN 3.5): MAML with 0 inner steps on the same episodes.
+    """The compute-matched control (docs/evaluation.md): MAML with 0 inner steps on the same episodes.
 
     Its outer gradient is ``d L_query(theta) / d theta``: multi-task training on the
     query sets of the same meta-batches, for the same outer steps, from the same start.

@@ -75,7 +75,11 @@ def _lines(stream: BinaryIO):
 
 def chat_loop(system: DialogueSystem, stdin: BinaryIO, out: TextIO, err: TextIO, *,
               interactive: bool = False, show_acts: bool = False) -> int:
-    """Read lines (bytes) from ``stdin`` until its end; write one reply line per input line."""
+    """Read lines (bytes) from ``stdin`` until its end; write one reply line per input line.
+
+    Raises:
+        MdlibError: ``stdin`` cannot be read (any other input gets a reply line).
+    """
     greeting = system.reset()
     if interactive:
         print(f"system: {greeting}", file=out, flush=True)
@@ -83,7 +87,10 @@ def chat_loop(system: DialogueSystem, stdin: BinaryIO, out: TextIO, err: TextIO,
     while True:
         if interactive:
             print("you> ", end="", file=err, flush=True)
-        raw = stdin.readline()
+        try:
+            raw = stdin.readline()
+        except OSError as exc:  # stdin is a folder, a device that fails, ...
+            raise MdlibError(f"cannot read standard input ({exc.strerror or exc})") from None
         if not raw:
             break
         try:
@@ -124,7 +131,13 @@ def chat_loop(system: DialogueSystem, stdin: BinaryIO, out: TextIO, err: TextIO,
 
 def run_chat(domain: str = "movie", checkpoint: str | None = None, templates: bool = False, seed: int = 0,
              show_acts: bool = False, policy: str | None = None) -> int:
-    """The ``chat`` command (stdin, stdout, stderr of the process)."""
+    """The ``chat`` command (stdin, stdout, stderr of the process).
+
+    Raises:
+        MdlibError: standard input is closed (``chat <&-``), or the system cannot be built.
+    """
+    if sys.stdin is None:
+        raise MdlibError("standard input is closed; pipe user lines into chat or run it in a terminal")
     system = build_system(domain, checkpoint, templates, seed, policy=policy)
     interactive = sys.stdin.isatty()
     if interactive:

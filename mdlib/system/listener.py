@@ -3,7 +3,7 @@
 The act-level :class:`~mdlib.data.simulator.UserSimulator` reacts to the system's acts,
 so a dialogue's success cannot depend on how the generator says them. A
 :class:`ListeningUser` puts an understanding of system text in front of that same
-agenda-based user (DESIGN section 7)::
+agenda-based user (docs/simulation.md)::
 
     system text --understand--> acts as the user understood them --UserSimulator.step--> user acts
 

@@ -1,6 +1,6 @@
 """The end-to-end dialogue system: parser + belief tracker + policy + generator.
 
-:class:`DialogueSystem` puts the three parts of DESIGN.md section 1 behind one object::
+:class:`DialogueSystem` puts the three parts of a dialogue system (docs/architecture.md) behind one object::
 
     user text --parser--> acts, confidence --BeliefTracker--> belief
               --policy--> system acts --generator--> system text
