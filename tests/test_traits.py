@@ -150,3 +150,32 @@ def test_unknown_split_and_bad_index_are_refused():
         user_env("test", 32)
     with pytest.raises(MdlibError, match="dialogues"):
         policy_gap("test", dialogues=0)
+
+
+def _user(traits, seed=0):
+    env = DialogueEnv("bus", traits)
+    env.reset(seed)
+    return env.user, env.user.goals[0]["constraints"]
+
+
+def _ask(cons, right=True):
+    return [Act("explicit_confirm", "from_loc", cons["from_loc"] if right else "nowhere")]
+
+
+WRONG_IN_PASSING = [Act("implicit_confirm", "from_loc", "nowhere"), Act("request", "to_loc")]
+
+
+def test_each_trait_changes_what_the_user_does():
+    user, cons = _user(UserTraits("deaf", answers_yes_no=0.0))
+    assert not {a.act for a in user.step(_ask(cons))} & {"confirm", "disconfirm"}
+    user, cons = _user(UserTraits("polite"))
+    assert [a.act for a in user.step(_ask(cons))] == ["confirm"]
+    user, _ = _user(UserTraits("inattentive", notices_implicit=0.0))
+    assert "disconfirm" not in {a.act for a in user.step(WRONG_IN_PASSING)}
+    user, _ = _user(UserTraits("attentive"))
+    assert "disconfirm" in {a.act for a in user.step(WRONG_IN_PASSING)}
+    user, cons = _user(UserTraits("annoyed", patience=6, confirm_cost=3))
+    user.step(_ask(cons))
+    assert user.step(_ask(cons)) == [Act("goodbye")] and user.gave_up
+    user, _ = _user(UserTraits("trusting"))
+    assert user.step([Act("query"), Act("no_result")]) == [Act("goodbye")] and not user.success
