@@ -236,20 +236,26 @@ class AsrChannel:
         conf = self.confidence(rng)
         if conf >= 1.0:
             return list(acts), conf
+        return self.corrupt(acts, 1.0 - conf, 1.0 - conf, rng), conf
+
+    def corrupt(self, acts: list[Act], value_error: float, yes_no_error: float, rng: random.Random) -> list[Act]:
+        """The acts as heard: each inform / yes-no question corrupted with probability
+        ``value_error`` (30% of corruptions drop it, the rest swap its value), each confirm /
+        disconfirm flipped with probability ``yes_no_error``."""
         out = []
         for a in acts:
             if a.act in ("inform", "yn_question") and a.slot in self._values:
                 u = rng.random()
-                if u < 1.0 - conf:
-                    if u < 0.3 * (1.0 - conf):
+                if u < value_error:
+                    if u < 0.3 * value_error:
                         continue  # dropped
                     others = [v for v in self._values[a.slot] if v != a.value]
                     a = Act(a.act, a.slot, rng.choice(others))
             elif a.act in ("confirm", "disconfirm"):
-                if rng.random() < 1.0 - conf:
+                if rng.random() < yes_no_error:
                     a = Act("disconfirm" if a.act == "confirm" else "confirm")
             out.append(a)
-        return out, conf
+        return out
 
 
 

@@ -4,7 +4,9 @@ An episode is one dialogue between a system policy and the data layer's agenda-b
 user (:class:`mdlib.data.simulator.UserSimulator`), heard through its noisy recognition
 channel (:class:`~mdlib.data.simulator.AsrChannel`) and tracked by its belief tracker
 (:class:`~mdlib.dm.belief.BeliefTracker`), exactly as in the corpus generator. The
-environment only adds the RL interface:
+user population makes the user and the channel (:meth:`UserPopulation.user` and
+:meth:`~UserPopulation.channel`), so a population of users with hidden traits
+(:mod:`mdlib.dm.traits`) plugs in unchanged. The environment only adds the RL interface:
 
 - ``reset(seed)`` samples the user's goal and returns the first observation; every
   random draw of the episode comes from ``random.Random(seed)``, so an episode is a pure
@@ -41,7 +43,6 @@ from dataclasses import dataclass, field
 
 from mdlib.data.acts import SYSTEM_ACTS, Act
 from mdlib.data.domains import Database, Domain, get_domain
-from mdlib.data.simulator import AsrChannel, UserSimulator
 from mdlib.dm.belief import BeliefTracker
 from mdlib.dm.threshold import track_requests
 from mdlib.dm.population import UserPopulation, get_population
@@ -231,12 +232,12 @@ class DialogueEnv(SystemState):
         self.population = get_population(users)
         super().__init__(domain, Database(domain, seed=db_seed))
         self.complexity = self.population.complexity()
-        self.asr = AsrChannel(self.complexity, self.domain)
+        self.asr = self.population.channel(self.complexity, self.domain)
         self.success_reward = float(success_reward)
         self.turn_cost = float(turn_cost)
         self.max_turns = max(1, self.complexity.max_turns // 2)
         self._rng: random.Random | None = None
-        self.user: UserSimulator | None = None
+        self.user = None  # the population's UserSimulator, made by reset()
         self.done = True
         self.success = False
 
@@ -246,7 +247,7 @@ class DialogueEnv(SystemState):
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise MdlibError(f"seed: expected a whole number, got {seed!r}")
         self._rng = random.Random(f"dm/{self.domain.name}/{self.population.name}/{seed}")
-        self.user = UserSimulator(self.domain, self.db, self.complexity, self._rng)
+        self.user = self.population.user(self.domain, self.db, self.complexity, self._rng)
         self.belief.reset()
         self.start()
         self.done = False

@@ -9,9 +9,12 @@ across several populations and adapts to an unseen one.
 
 from __future__ import annotations
 
+import random
 from dataclasses import asdict, dataclass
 
 from mdlib.data.complexity import PRESETS, Complexity
+from mdlib.data.domains import Database, Domain
+from mdlib.data.simulator import AsrChannel, UserSimulator
 from mdlib.errors import MdlibError, lookup
 
 
@@ -62,6 +65,14 @@ class UserPopulation:
                             dont_care=self.dont_care, multi_goal=((1, 1.0),), hesitation=0.0,
                             self_restart=0.0, max_turns=max(2 * self.patience + 2, 4),
                             name=f"users:{self.name}")
+
+    def channel(self, complexity: Complexity, domain: Domain) -> AsrChannel:
+        """The recognition channel these users are heard through (``complexity`` from :meth:`complexity`)."""
+        return AsrChannel(complexity, domain)
+
+    def user(self, domain: Domain, db: Database, complexity: Complexity, rng: random.Random) -> UserSimulator:
+        """A simulated user of this population for one dialogue (drawing from ``rng``)."""
+        return UserSimulator(domain, db, complexity, rng)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -295,10 +295,18 @@ def evaluate_rule(domain: str, users: str, n: int, eval_seed: int = 10**8, **env
     if n < 1:
         raise MdlibError(f"episodes: expected at least 1 evaluation dialogue, got {n}")
     env = DialogueEnv(domain, users, **env_kwargs)
-    policy = ThresholdPolicy(env.domain, env.db)
+    return summarise(*play_rule(env, ThresholdPolicy(env.domain, env.db), range(eval_seed, eval_seed + n)))
+
+
+def play_rule(env: DialogueEnv, policy: ThresholdPolicy, seeds: Sequence[int]) -> tuple[list, list, list, Counter]:
+    """One dialogue per seed between ``env`` and a rule policy (``reset()`` / ``act(belief, user_acts)``).
+
+    Returns:
+        ``(success, turns, returns, act_counts)``: per dialogue, and the system acts' counts.
+    """
     success, turns, returns, counts = [], [], [], Counter()
-    for i in range(n):
-        env.reset(eval_seed + i)
+    for seed in seeds:
+        env.reset(int(seed))
         policy.reset()
         total = 0.0
         while not env.done:
@@ -309,7 +317,7 @@ def evaluate_rule(domain: str, users: str, n: int, eval_seed: int = 10**8, **env
         success.append(env.success)
         turns.append(env.turn)
         returns.append(total)
-    return summarise(success, turns, returns, counts)
+    return success, turns, returns, counts
 
 
 def make_policy(hidden: int = 32, seed: int = 0) -> SlotActPolicy:
