@@ -20,12 +20,14 @@ differentiated* (notebook 03 puts each next to its equation):
 * ANIL (Raghu et al., 2020): MAML that adapts only the named head parameters.
 
 A meta-batch is a list of :class:`TaskBatches`; :func:`meta_gradient` loops over the tasks
-one at a time (``torch.func.vmap`` does not go through ``nn.GRU``) and averages.
+one at a time and averages (``engine="loop"``, the reference), or runs them together
+through ``torch.func.vmap`` (``engine="batched"``, :mod:`mdlib.meta.batched`).
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -35,7 +37,7 @@ from mdlib.errors import MdlibError
 from mdlib.meta.inner import LR, LossFn, Params, check_finite, inner_loop, second_order_guard
 
 __all__ = ["TaskBatches", "MetaLearner", "MAML", "FOMAML", "Reptile", "MetaSGD", "ANIL",
-           "METHODS", "make_learner", "meta_gradient", "mean_loss"]
+           "METHODS", "ENGINES", "make_learner", "meta_gradient", "mean_loss"]
 
 
 @dataclass
@@ -269,19 +271,37 @@ def make_learner(method: str, params: Mapping[str, torch.Tensor], inner_steps: i
     raise MdlibError(f"unknown meta-learning method {method!r}; expected one of {', '.join(METHODS)}")
 
 
+ENGINES = ("loop", "batched")
+
+
 def meta_gradient(learner: MetaLearner, loss_fn: LossFn, params: Mapping[str, torch.Tensor],
-                  tasks: Sequence[TaskBatches]) -> tuple[dict[str, torch.Tensor], list[dict]]:
-    """Average of the tasks' meta-gradients (one task at a time, to bound memory).
+                  tasks: Sequence[TaskBatches], engine: str = "loop") -> tuple[dict[str, torch.Tensor], list[dict]]:
+    """Average of the tasks' meta-gradients.
+
+    Args:
+        engine: ``"loop"`` (one task at a time: the reference, least memory) or
+            ``"batched"`` (all tasks in one ``torch.func.vmap``, :mod:`mdlib.meta.batched`;
+            a learner it cannot vmap, e.g. LSLR, runs the loop with a warning saying why).
 
     Returns:
         ``(grads, stats)``: ``grads`` over ``params`` and ``learner.meta_parameters()``;
         one stats dict per task (``task``, ``support_loss``, ``query_loss``).
 
     Raises:
-        MdlibError: an empty meta-batch, or a NaN/inf meta-gradient (naming the task).
+        MdlibError: an unknown engine, an empty meta-batch, or a NaN/inf meta-gradient
+            (naming the task).
     """
+    if engine not in ENGINES:
+        raise MdlibError(f"unknown engine {engine!r}; expected one of {', '.join(ENGINES)}")
     if not tasks:
         raise MdlibError("meta_gradient: the meta-batch has no tasks")
+    if engine == "batched":
+        from mdlib.meta.batched import batched_meta_gradient, unsupported
+
+        reason = unsupported(learner)
+        if reason is None:
+            return batched_meta_gradient(learner, loss_fn, dict(params), tasks)
+        warnings.warn(f"engine='batched': {reason}; using the per-task loop", stacklevel=2)
     total: dict[str, torch.Tensor] | None = None
     stats = []
     for task in tasks:

@@ -61,6 +61,33 @@ class Batch:
         return Batch(**kw)
 
 
+def pad_batch(batch: Batch, rows: int, src_len: int, tgt_len: int) -> Batch:
+    """``batch`` padded to ``rows`` examples, ``src_len`` source and ``tgt_len`` target tokens.
+
+    Every added position and row is padding (id 0, masks False), so the loss (mean NLL
+    over real target tokens) does not change; the task-batched meta-step
+    (:mod:`mdlib.meta.batched`) pads the batches of a meta-batch's tasks to one shape
+    with it. A padded batch carries no ``oovs``, ``responses`` or ``pairs`` for the added rows.
+
+    Raises:
+        MdlibError: a target shape smaller than the batch's.
+    """
+    B, S = batch.src.shape
+    T = batch.tgt_in.shape[1]
+    if rows < B or src_len < S or tgt_len < T:
+        raise MdlibError(f"pad_batch: cannot pad a ({B}, {S}, {T}) batch to ({rows}, {src_len}, {tgt_len})")
+
+    def pad(x: torch.Tensor, width: int) -> torch.Tensor:
+        out = x.new_zeros((rows, width))
+        out[:B, : x.shape[1]] = x
+        return out
+
+    return Batch(src=pad(batch.src, src_len), src_ext=pad(batch.src_ext, src_len),
+                 src_mask=pad(batch.src_mask, src_len), tgt_in=pad(batch.tgt_in, tgt_len),
+                 tgt_out=pad(batch.tgt_out, tgt_len), tgt_mask=pad(batch.tgt_mask, tgt_len),
+                 oovs=batch.oovs, n_oov=batch.n_oov, responses=batch.responses, pairs=batch.pairs)
+
+
 def collate(pairs: Sequence[Pair], vocab: Vocab, *, use_acts: bool = True,
             max_src: int = 80, max_tgt: int = 40, device: torch.device | str | None = None) -> Batch:
     """Pad ``pairs`` into a :class:`Batch`.
