@@ -64,16 +64,16 @@ def gru(x: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor, b_ih: torch.Ten
         ``out`` FloatTensor (B, L, H) and the final state FloatTensor (B, H).
     """
     H = w_hh.shape[1]
-    gi = F.linear(x, w_ih, b_ih)  # (B, L, 3H): every time step's input term in one matmul
-    steps = gi.unbind(1)
+    # Every time step's input term in one matmul; split (not sliced) per step: one op each way.
+    gi_rz, gi_n = F.linear(x, w_ih, b_ih).split([2 * H, H], dim=-1)  # (B, L, 2H), (B, L, H)
+    gi_rz, gi_n = gi_rz.unbind(1), gi_n.unbind(1)
     masks = mask.unsqueeze(-1).unbind(1) if mask is not None else None
     h = h0
-    outs: list[torch.Tensor | None] = [None] * len(steps)
-    for t in (range(len(steps) - 1, -1, -1) if reverse else range(len(steps))):
-        gh = F.linear(h, w_hh, b_hh)
-        rz = torch.sigmoid(steps[t][..., :2 * H] + gh[..., :2 * H])
-        r, z = rz[..., :H], rz[..., H:]
-        n = torch.tanh(steps[t][..., 2 * H:] + r * gh[..., 2 * H:])
+    outs: list[torch.Tensor | None] = [None] * len(gi_n)
+    for t in (range(len(gi_n) - 1, -1, -1) if reverse else range(len(gi_n))):
+        gh_rz, gh_n = F.linear(h, w_hh, b_hh).split([2 * H, H], dim=-1)
+        r, z = torch.sigmoid(gi_rz[t] + gh_rz).chunk(2, dim=-1)
+        n = torch.tanh(gi_n[t] + r * gh_n)
         new = n + z * (h - n)
         if masks is not None:
             new = torch.where(masks[t], new, h)

@@ -1,0 +1,126 @@
+"""Measuring meta-steps: the problem, the timer and the gradient comparison.
+
+Shared by ``python -m mdlib bench`` (:mod:`mdlib.commands.bench`, docs/engine.md) and
+``scripts/gpu_check.py``, so that both time and compare the same thing: a generator of
+the profile's size, meta-batches of dialogue episodes from the source domains (drawn
+with replacement, so a meta-batch may hold more tasks than there are domains), and one
+meta-step = :func:`mdlib.meta.learners.meta_gradient` plus an Adam step.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import statistics
+import time
+from typing import Mapping, Sequence
+
+import torch
+from torch.func import functional_call
+
+from mdlib.errors import MdlibError
+from mdlib.meta.learners import TaskBatches, make_learner, meta_gradient
+
+__all__ = ["bench_problem", "time_meta_steps", "max_abs_difference"]
+
+
+def bench_problem(profile, n_tasks: int, seed: int = 0, device: torch.device | str = "cpu",
+                  dtype: torch.dtype = torch.float32):
+    """A generator of ``profile``'s size and ``n_tasks`` episodes of the source domains.
+
+    Returns:
+        ``(model, tasks)``: a :class:`~mdlib.models.seq2seq.Seq2Seq` in ``dtype`` on
+        ``device`` and a list of :class:`~mdlib.meta.learners.TaskBatches` (one support
+        and one query batch of ``meta_k_support`` / ``meta_k_query`` dialogues each).
+    """
+    from mdlib.data.domains import SOURCES
+    from mdlib.data.splits import EpisodeSampler
+    from mdlib.evaluation import new_model, protocol_vocab, split_of
+    from mdlib.meta.metatrain import _episode_batches
+
+    vocab = protocol_vocab(profile, SOURCES)
+    model = new_model(vocab, profile, seed).to(device=device, dtype=dtype)
+    sampler = EpisodeSampler({s: split_of(None, s, "train")[: profile.n_train] for s in SOURCES},
+                             profile.meta_k_support, profile.meta_k_query, seed)
+    # One task per draw: tasks repeat (with fresh episodes) when n_tasks > the domains.
+    tasks = [_episode_batches(sampler.sample(1)[0], vocab, profile, device) for _ in range(n_tasks)]
+    return model, tasks
+
+
+def _rss_mb() -> float:
+    """The process's resident memory now, MB (Linux ``/proc``; 0 elsewhere)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:
+        return 0.0
+
+
+def time_meta_steps(method: str, model: torch.nn.Module, tasks: Sequence[TaskBatches], engine: str, *,
+                    inner_steps: int = 1, inner_lr: float = 0.1, repeats: int = 5, warmup: int = 2) -> dict:
+    """Median milliseconds of a meta-step (meta-gradient + Adam step) and its peak memory.
+
+    Run it in a fresh process per configuration when the memory figure matters: the CPU
+    figure is the process's peak resident memory (``getrusage`` ``ru_maxrss``) above its
+    resident memory before the first meta-step; on CUDA it is
+    ``torch.cuda.max_memory_allocated`` above the allocation before the first meta-step.
+
+    Returns:
+        ``{"ms": median, "ms_all": [...], "peak_mb": float, "memory": what peak_mb measures}``.
+    """
+    if repeats < 1 or warmup < 0:
+        raise MdlibError(f"time_meta_steps: need repeats >= 1 and warmup >= 0, got {repeats}, {warmup}")
+    params = dict(model.named_parameters())
+    learner = make_learner(method, params, inner_steps, inner_lr)
+    targets = {**params, **learner.meta_parameters()}
+    opt = torch.optim.Adam(list(targets.values()), lr=1e-3)
+    device = next(iter(params.values())).device
+    cuda = device.type == "cuda"
+
+    def loss_fn(p, b):
+        return functional_call(model, p, (b,))
+
+    def step() -> None:
+        grads, _ = meta_gradient(learner, loss_fn, params, tasks, engine=engine)
+        for n, t in targets.items():
+            t.grad = grads[n]
+        opt.step()
+        learner.post_step()
+
+    if cuda:
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
+    else:
+        base = _rss_mb()
+    times = []
+    for i in range(warmup + repeats):
+        t0 = time.perf_counter()
+        step()
+        if cuda:
+            torch.cuda.synchronize(device)
+        if i >= warmup:
+            times.append((time.perf_counter() - t0) * 1000)
+    if cuda:
+        peak, memory = (torch.cuda.max_memory_allocated(device) - base) / 2**20, "cuda max_memory_allocated"
+    else:
+        peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KB on Linux
+        peak, memory = max(0.0, peak_rss - base), "peak RSS (ru_maxrss) above RSS before the first step"
+    return {"ms": statistics.median(times), "ms_all": times, "peak_mb": peak, "memory": memory}
+
+
+def max_abs_difference(a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor]) -> float:
+    """Largest absolute entry-wise difference of two gradient dicts (on the CPU, float64).
+
+    Raises:
+        MdlibError: when the dicts name different tensors or shapes.
+    """
+    if set(a) != set(b):
+        raise MdlibError(f"gradients name different tensors: {sorted(set(a) ^ set(b))[:5]}")
+    worst = 0.0
+    for n in a:
+        x, y = a[n].detach().cpu().double(), b[n].detach().cpu().double()
+        if x.shape != y.shape:
+            raise MdlibError(f"gradient of {n!r}: shapes {tuple(x.shape)} and {tuple(y.shape)} differ")
+        worst = max(worst, float((x - y).abs().max()) if x.numel() else 0.0)
+    return worst
