@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "mdlib.commands.policy",
     "mdlib.commands.data",
     "mdlib.commands.system",
+    "mdlib.commands.bench",
 ]
 
 
