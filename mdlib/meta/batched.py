@@ -81,10 +81,17 @@ def stack_batches(batches: Sequence[Any]) -> tuple[Any, Callable[[Any], Any]]:
         rows = max(len(b) for b in batches)
         src_len = max(b.src.shape[1] for b in batches)
         tgt_len = max(b.tgt_in.shape[1] for b in batches)
-        padded = [pad_batch(b, rows, src_len, tgt_len) for b in batches]
+        padded = [_by_length(pad_batch(b, rows, src_len, tgt_len)) for b in batches]
         n_oov = max(b.n_oov for b in batches)
-        stacked = {f: torch.stack([getattr(b, f) for b in padded]) for f in _BATCH_FIELDS}
-        return stacked, lambda d: Batch(**d, oovs=[], n_oov=n_oov, responses=[], pairs=[])
+        stacked = {f: torch.stack([getattr(b, f) for b in padded]) for f in (*_BATCH_FIELDS, "tgt_order")}
+        # With rows sorted by length, the rows that can be real at a position are a prefix:
+        # the recurrences skip the rest (see Batch.live_src).
+        src_lens = stacked["src_mask"].sum(-1)  # (N, rows)
+        tgt_lens = torch.gather(stacked["tgt_mask"].sum(-1), 1, stacked["tgt_order"])
+        live_src = tuple(max(1, int((src_lens > t).sum(1).max())) for t in range(src_len))
+        live_tgt = tuple(max(1, int((tgt_lens > t).sum(1).max())) for t in range(tgt_len))
+        return stacked, lambda d: Batch(**d, oovs=[], n_oov=n_oov, responses=[], pairs=[],
+                                        live_src=live_src, live_tgt=live_tgt)
     if isinstance(first, torch.Tensor):
         shapes = {tuple(b.shape) for b in batches}
         if len(shapes) > 1:
@@ -96,6 +103,14 @@ def stack_batches(batches: Sequence[Any]) -> tuple[Any, Callable[[Any], Any]]:
         kind = type(first)
         return [p[0] for p in parts], lambda xs: kind(r(x) for x, (_, r) in zip(xs, parts))
     raise MdlibError(f"engine='batched' cannot stack batches of type {type(first).__name__}; use engine='loop'")
+
+
+def _by_length(batch: Batch) -> Batch:
+    """Rows sorted by source length, longest first, and ``tgt_order`` sorting them by target length."""
+    order = torch.argsort(batch.src_mask.sum(1), descending=True, stable=True)
+    rows = {f: getattr(batch, f)[order] for f in _BATCH_FIELDS}
+    tgt_order = torch.argsort(rows["tgt_mask"].sum(1), descending=True, stable=True)
+    return Batch(**rows, oovs=[], n_oov=batch.n_oov, responses=[], pairs=[], tgt_order=tgt_order)
 
 
 def _inner_batches(learner: MetaLearner, task: TaskBatches) -> list:

@@ -39,6 +39,12 @@ class Batch:
         n_oov: ``max(len(o) for o in oovs)``, the width of the extension.
         responses: the reference response tokens (for BLEU and entity F1).
         pairs: the pairs the batch was built from.
+        live_src, live_tgt, tgt_order: set only by the task-batched engine
+            (:func:`mdlib.meta.batched.stack_batches`), whose rows are sorted by source
+            length: ``live_src[t]`` leading rows can hold a real token at source position
+            ``t``; ``tgt_order`` (batch,) reorders the rows by target length for the
+            decoder, after which ``live_tgt[t]`` leading rows can hold a real target at
+            ``t``. The model's recurrences then skip the rows that are padding at a step.
     """
 
     src: torch.Tensor
@@ -51,6 +57,9 @@ class Batch:
     n_oov: int
     responses: list[list[str]]
     pairs: list[Pair]
+    live_src: tuple[int, ...] | None = None
+    live_tgt: tuple[int, ...] | None = None
+    tgt_order: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.src.shape[0])

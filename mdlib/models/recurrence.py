@@ -21,6 +21,7 @@ Being plain ops, this path also has a double backward on CUDA without turning cu
 from __future__ import annotations
 
 import contextlib
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -47,7 +48,8 @@ def is_unrolled() -> bool:
 
 
 def gru(x: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor, b_ih: torch.Tensor, b_hh: torch.Tensor,
-        h0: torch.Tensor, mask: torch.Tensor | None = None, reverse: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        h0: torch.Tensor, mask: torch.Tensor | None = None, reverse: bool = False,
+        live: Sequence[int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """One GRU layer, one direction, over a padded batch.
 
     Args:
@@ -59,6 +61,9 @@ def gru(x: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor, b_ih: torch.Ten
             the final state is the one after each row's last real step; in reverse, the
             first real step sees ``h0``).
         reverse: run from the last step to the first (the backward direction).
+        live: optional, per step ``t``, how many leading rows can change there (rows
+            sorted by length, longest first; the rest are padding at ``t``, so they keep
+            their state and output 0 without being computed, as packed sequences do).
 
     Returns:
         ``out`` FloatTensor (B, L, H) and the final state FloatTensor (B, H).
@@ -70,15 +75,22 @@ def gru(x: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor, b_ih: torch.Ten
     masks = mask.unsqueeze(-1).unbind(1) if mask is not None else None
     h = h0
     outs: list[torch.Tensor | None] = [None] * len(gi_n)
+    rows = h0.shape[0]
     for t in (range(len(gi_n) - 1, -1, -1) if reverse else range(len(gi_n))):
-        gh_rz, gh_n = F.linear(h, w_hh, b_hh).split([2 * H, H], dim=-1)
-        r, z = torch.sigmoid(gi_rz[t] + gh_rz).chunk(2, dim=-1)
-        n = torch.tanh(gi_n[t] + r * gh_n)
-        new = n + z * (h - n)
+        k = rows if live is None else live[t]
+        h_k = h[:k]
+        gh_rz, gh_n = F.linear(h_k, w_hh, b_hh).split([2 * H, H], dim=-1)
+        r, z = torch.sigmoid(gi_rz[t][:k] + gh_rz).chunk(2, dim=-1)
+        n = torch.tanh(gi_n[t][:k] + r * gh_n)
+        new = n + z * (h_k - n)
+        out = new
         if masks is not None:
-            new = torch.where(masks[t], new, h)
-            outs[t] = new * masks[t]
+            new = torch.where(masks[t][:k], new, h_k)
+            out = new * masks[t][:k]
+        if k < rows:
+            h = torch.cat([new, h[k:]], dim=0)
+            out = F.pad(out, (0, 0, 0, rows - k))
         else:
-            outs[t] = new
-        h = new
+            h = new
+        outs[t] = out
     return torch.stack(outs, 1), h

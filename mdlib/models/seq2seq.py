@@ -26,6 +26,7 @@ forward in :meth:`Seq2Seq.second_order` (or :func:`mdlib.meta.inner.second_order
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from dataclasses import asdict, dataclass
 
 import torch
@@ -35,6 +36,9 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from mdlib.models.batching import Batch
 from mdlib.models.recurrence import gru, is_unrolled
+
+# Batch fields with one row per example (reordered together by Batch.tgt_order).
+_ROW_FIELDS = ("src", "src_ext", "src_mask", "tgt_in", "tgt_out", "tgt_mask")
 
 
 @dataclass(frozen=True)
@@ -100,12 +104,14 @@ class Seq2Seq(nn.Module):
     def _drop(self, x: torch.Tensor) -> torch.Tensor:
         return F.dropout(x, self.config.dropout, self.training) if self.config.dropout else x
 
-    def encode(self, src: torch.Tensor, src_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def encode(self, src: torch.Tensor, src_mask: torch.Tensor,
+               live: tuple[int, ...] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Encode the source.
 
         Args:
             src: LongTensor (B, S) vocabulary ids.
             src_mask: BoolTensor (B, S), True at real tokens (at least one per row).
+            live: rows that can be real per position (``Batch.live_src``; unrolled path only).
 
         Returns:
             ``enc`` FloatTensor (B, S, H) (zeros at padding) and ``h0`` FloatTensor (1, B, H).
@@ -114,9 +120,10 @@ class Seq2Seq(nn.Module):
         if is_unrolled():
             g = self.encoder
             zeros = emb.new_zeros(src.shape[0], self.config.hidden // 2)
-            fwd, h_f = gru(emb, g.weight_ih_l0, g.weight_hh_l0, g.bias_ih_l0, g.bias_hh_l0, zeros, src_mask)
+            fwd, h_f = gru(emb, g.weight_ih_l0, g.weight_hh_l0, g.bias_ih_l0, g.bias_hh_l0, zeros, src_mask,
+                           live=live)
             bwd, h_b = gru(emb, g.weight_ih_l0_reverse, g.weight_hh_l0_reverse, g.bias_ih_l0_reverse,
-                           g.bias_hh_l0_reverse, zeros, src_mask, reverse=True)
+                           g.bias_hh_l0_reverse, zeros, src_mask, reverse=True, live=live)
             h0 = torch.tanh(self.bridge(torch.cat([h_f, h_b], dim=-1))).unsqueeze(0)
             return torch.cat([fwd, bwd], dim=-1), h0
         lengths = src_mask.sum(1).clamp(min=1).cpu()
@@ -126,8 +133,11 @@ class Seq2Seq(nn.Module):
         h0 = torch.tanh(self.bridge(torch.cat([h_n[0], h_n[1]], dim=-1))).unsqueeze(0)
         return enc, h0
 
-    def _step_features(self, tgt_in: torch.Tensor, h: torch.Tensor, enc: torch.Tensor, src_mask: torch.Tensor):
+    def _step_features(self, tgt_in: torch.Tensor, h: torch.Tensor, enc: torch.Tensor, src_mask: torch.Tensor,
+                       live: tuple[int, ...] | None = None):
         """Decoder GRU, attention and output layer: everything before the output distribution.
+
+        ``live``: rows that can be real per target position (``Batch.live_tgt``; unrolled path only).
 
         Returns:
             ``(logits (B,T,V), g (B,T,1) copy gate or None, attn (B,T,S), h_new (1,B,H))``.
@@ -137,7 +147,7 @@ class Seq2Seq(nn.Module):
         emb = self._drop(self.embed(tgt_in))
         if is_unrolled():
             d = self.decoder
-            dec, h_last = gru(emb, d.weight_ih_l0, d.weight_hh_l0, d.bias_ih_l0, d.bias_hh_l0, h[0])
+            dec, h_last = gru(emb, d.weight_ih_l0, d.weight_hh_l0, d.bias_ih_l0, d.bias_hh_l0, h[0], live=live)
             h_new = h_last.unsqueeze(0)
         else:
             dec, h_new = self.decoder(emb, h)
@@ -187,7 +197,7 @@ class Seq2Seq(nn.Module):
             FloatTensor (B, T).
         """
         V = self.config.vocab_size
-        logits, g, attn, _ = self._step_features(batch.tgt_in, h0, enc, batch.src_mask)
+        logits, g, attn, _ = self._step_features(batch.tgt_in, h0, enc, batch.src_mask, batch.live_tgt)
         y = batch.tgt_out
         in_vocab = y < V
         logit_y = logits.gather(2, y.clamp(max=V - 1).unsqueeze(2)).squeeze(2)
@@ -204,14 +214,19 @@ class Seq2Seq(nn.Module):
 
         Inside :func:`mdlib.models.recurrence.unrolled` (the batched engine) the
         recurrences are plain tensor ops and only the targets' probabilities are built
-        (:meth:`_target_logp`); the loss is the same.
+        (:meth:`_target_logp`); the loss is the same. (With ``batch.tgt_order`` set, the
+        rows come back in that order.)
         """
-        enc, h0 = self.encode(batch.src, batch.src_mask)
         if is_unrolled():
-            nll = -self._target_logp(batch, h0, enc)
-        else:
-            logp, _, _ = self.decode(batch.tgt_in, h0, enc, batch.src_mask, batch.src_ext, batch.n_oov)
-            nll = -logp.gather(2, batch.tgt_out.unsqueeze(2)).squeeze(2)
+            enc, h0 = self.encode(batch.src, batch.src_mask, batch.live_src)
+            if batch.tgt_order is not None:  # rows by target length for the decoder (see Batch)
+                o = batch.tgt_order
+                enc, h0 = enc[o], h0[:, o]
+                batch = dataclasses.replace(batch, **{f: getattr(batch, f)[o] for f in _ROW_FIELDS})
+            return -self._target_logp(batch, h0, enc) * batch.tgt_mask
+        enc, h0 = self.encode(batch.src, batch.src_mask)
+        logp, _, _ = self.decode(batch.tgt_in, h0, enc, batch.src_mask, batch.src_ext, batch.n_oov)
+        nll = -logp.gather(2, batch.tgt_out.unsqueeze(2)).squeeze(2)
         return nll * batch.tgt_mask
 
     def forward(self, batch: Batch, reduction: str = "mean") -> torch.Tensor:
