@@ -5,7 +5,7 @@ Example::
     MDLIB_THREADS=1 python -m mdlib bench --out results/bench/engine.json
 
 For every method x meta-batch x engine it runs warm-up meta-steps, then times
-``--repeats`` more (:func:`mdlib.meta.benchmark.time_meta_steps`: meta-gradient plus an
+``--repeats`` more (:func:`mdlib.benchmark.time_meta_steps`: meta-gradient plus an
 Adam step, on the profile's model and episodes) and reports the median. Each
 configuration runs in a fresh process, so that its peak memory is its own. Two-process
 (torchrun) rows are not measured here yet.
@@ -48,7 +48,7 @@ def _measure(job: dict) -> dict:
     """One configuration, in its own process: rebuild the model, time it."""
     import torch
 
-    from mdlib.meta.benchmark import time_meta_steps
+    from mdlib.benchmark import time_meta_steps
     from mdlib.meta.learners import TaskBatches
     from mdlib.models.seq2seq import Seq2Seq
     from mdlib.seeding import seed_everything
@@ -99,7 +99,7 @@ def run_bench(methods, meta_batches, engines, *, profile="quick", seed=0, repeat
     import torch
     from tqdm.auto import tqdm
 
-    from mdlib.meta.benchmark import bench_problem
+    from mdlib.benchmark import bench_problem
     from mdlib.profiles import get_profile
     from mdlib.seeding import default_device
 

@@ -21,6 +21,12 @@ The model is *functional*: ``torch.func.functional_call(model, params, (batch,))
 parameter in place, and meta-learners differentiate through adaptation. On a GPU,
 second-order MAML needs cuDNN off for the GRU (no double backward in cuDNN): wrap the
 forward in :meth:`Seq2Seq.second_order` (or :func:`mdlib.meta.inner.second_order_guard`).
+
+Two paths compute the same loss from the same parameters: ``nn.GRU`` (default: fused
+kernels, packed sequences) and, inside :func:`mdlib.models.recurrence.unrolled`, the GRU
+written as plain tensor ops plus a loss that builds only the targets' probabilities
+(:meth:`Seq2Seq._target_logp`), which ``torch.func.vmap`` goes through: the task-batched
+meta-step (:mod:`mdlib.meta.batched`) uses it. Decoding always takes the default path.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from torch.func import functional_call
 from mdlib.errors import MdlibError
 from mdlib.meta.learners import TaskBatches, make_learner, meta_gradient
 
-__all__ = ["bench_problem", "time_meta_steps", "max_abs_difference"]
+__all__ = ["bench_problem", "time_meta_steps", "max_abs_difference", "device_gradient_check"]
 
 
 def bench_problem(profile, n_tasks: int, seed: int = 0, device: torch.device | str = "cpu",
@@ -146,3 +146,40 @@ def max_abs_difference(a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tens
             raise MdlibError(f"gradient of {n!r}: shapes {tuple(x.shape)} and {tuple(y.shape)} differ")
         worst = max(worst, float((x - y).abs().max()) if x.numel() else 0.0)
     return worst
+
+
+def device_gradient_check(device: torch.device | str, reference: torch.device | str = "cpu",
+                          engines: Sequence[str] = ("loop", "batched"), *, method: str = "maml",
+                          profile: str = "smoke", n_tasks: int = 4, seed: int = 0) -> dict[str, float]:
+    """Float64 meta-gradients on ``device`` against ``reference``: the largest difference.
+
+    A ``profile``-sized generator and ``n_tasks`` episodes; each device computes the
+    meta-gradient of ``method`` with each engine through mdlib's own code (second-order
+    passes on CUDA turn cuDNN off there: :func:`mdlib.meta.inner.second_order_guard`).
+    ``scripts/gpu_check.py`` calls it with ``device="cuda"``.
+
+    Returns:
+        ``{engine: max abs difference device vs reference, "batched-vs-loop": on device}``.
+    """
+    import copy
+
+    from mdlib.profiles import get_profile
+
+    prof = get_profile(profile)
+    model, tasks = bench_problem(prof, n_tasks, seed, dtype=torch.float64)
+    grads = {}
+    for dev in (reference, device):
+        m = copy.deepcopy(model).to(dev)
+        on_dev = [TaskBatches(t.task, [b.to(dev) for b in t.support], [b.to(dev) for b in t.query]) for t in tasks]
+        params = dict(m.named_parameters())
+        learner = make_learner(method, params, prof.inner_steps, prof.inner_lr)
+
+        def loss_fn(p, b, m=m):
+            return functional_call(m, p, (b,))
+
+        for engine in engines:
+            grads[str(dev), engine] = meta_gradient(learner, loss_fn, params, on_dev, engine=engine)[0]
+    out = {e: max_abs_difference(grads[str(reference), e], grads[str(device), e]) for e in engines}
+    if len(engines) == 2:
+        out["batched-vs-loop"] = max_abs_difference(grads[str(device), engines[0]], grads[str(device), engines[1]])
+    return out
