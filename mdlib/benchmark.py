@@ -25,8 +25,12 @@ __all__ = ["bench_problem", "time_meta_steps", "max_abs_difference", "device_gra
 
 
 def bench_problem(profile, n_tasks: int, seed: int = 0, device: torch.device | str = "cpu",
-                  dtype: torch.dtype = torch.float32):
+                  dtype: torch.dtype = torch.float32, max_pairs: int | None = None):
     """A generator of ``profile``'s size and ``n_tasks`` episodes of the source domains.
+
+    Args:
+        max_pairs: keep only the first ``max_pairs`` responses of each support and query
+            batch (smaller tasks; ``None``: the whole episode).
 
     Returns:
         ``(model, tasks)``: a :class:`~mdlib.models.seq2seq.Seq2Seq` in ``dtype`` on
@@ -35,7 +39,8 @@ def bench_problem(profile, n_tasks: int, seed: int = 0, device: torch.device | s
     """
     from mdlib.data.domains import SOURCES
     from mdlib.data.splits import EpisodeSampler
-    from mdlib.evaluation import new_model, protocol_vocab, split_of
+    from mdlib.evaluation import collate_kw, new_model, protocol_vocab, split_of
+    from mdlib.models.batching import collate
     from mdlib.meta.metatrain import _episode_batches
 
     vocab = protocol_vocab(profile, SOURCES)
@@ -44,6 +49,10 @@ def bench_problem(profile, n_tasks: int, seed: int = 0, device: torch.device | s
                              profile.meta_k_support, profile.meta_k_query, seed)
     # One task per draw: tasks repeat (with fresh episodes) when n_tasks > the domains.
     tasks = [_episode_batches(sampler.sample(1)[0], vocab, profile, device) for _ in range(n_tasks)]
+    if max_pairs is not None:
+        kw = {**collate_kw(profile), "device": device}
+        tasks = [TaskBatches(t.task, [collate(b.pairs[:max_pairs], vocab, **kw) for b in t.support],
+                             [collate(b.pairs[:max_pairs], vocab, **kw) for b in t.query]) for t in tasks]
     return model, tasks
 
 

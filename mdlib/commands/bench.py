@@ -38,6 +38,8 @@ def register(subparsers) -> None:
     p.add_argument("--warmup", type=nonnegative_int, default=2, help="untimed meta-steps first (default 2)")
     p.add_argument("--profile", choices=list(PROFILES), default="quick", help="model and episode size (default quick)")
     p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the model and episodes (default 0)")
+    p.add_argument("--max-pairs", type=positive_int, default=None, metavar="N",
+                   help="keep only N responses per support and query batch (smaller tasks; default: whole episodes)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: the GPU when present)")
     p.add_argument("--out", type=Path, default=None, help="also write the table as JSON here")
     p.add_argument("--progress", action="store_true", help="show a progress bar")
@@ -75,7 +77,9 @@ def render(result: dict) -> str:
     head += [f"{e} MB" for e in engines]
     lines = [f"ms per meta-step: median of {result['repeats']} after {result['warmup']} warm-up; "
              f"{result['device']}, {result['threads']} thread(s); profile {result['profile']} "
-             f"({result['parameters']} parameters); MB: {result['memory']}",
+             f"({result['parameters']} parameters"
+             + (f", at most {result['max_pairs']} responses per batch" if result.get("max_pairs") else "")
+             + f"); MB: {result['memory']}",
              " | ".join(head), " | ".join("---" for _ in head)]
     for method in result["methods"]:
         for mb in result["meta_batches"]:
@@ -94,7 +98,7 @@ def render(result: dict) -> str:
 
 
 def run_bench(methods, meta_batches, engines, *, profile="quick", seed=0, repeats=5, warmup=2,
-              device=None, progress=False) -> dict:
+              device=None, max_pairs=None, progress=False) -> dict:
     """Time every configuration, each in a fresh process; returns the JSON-ready result."""
     import torch
     from tqdm.auto import tqdm
@@ -105,7 +109,7 @@ def run_bench(methods, meta_batches, engines, *, profile="quick", seed=0, repeat
 
     prof = get_profile(profile)
     device = torch.device(device) if device else default_device()
-    model, tasks = bench_problem(prof, max(meta_batches), seed)
+    model, tasks = bench_problem(prof, max(meta_batches), seed, max_pairs=max_pairs)
     state = {n: t.detach().clone() for n, t in model.state_dict().items()}
     jobs = [{"method": m, "meta_batch": mb, "engine": e} for m in methods for mb in meta_batches for e in engines]
     rows = []
@@ -120,7 +124,7 @@ def run_bench(methods, meta_batches, engines, *, profile="quick", seed=0, repeat
         memory, threads = out["memory"], out["threads"]
     return {"profile": prof.name, "parameters": model.n_parameters(), "device": str(device), "threads": threads,
             "memory": memory, "repeats": repeats, "warmup": warmup, "methods": list(methods),
-            "meta_batches": list(meta_batches), "engines": list(engines), "rows": rows,
+            "meta_batches": list(meta_batches), "engines": list(engines), "max_pairs": max_pairs, "rows": rows,
             "processes": "2-process (torchrun) rows not measured: the distributed outer loop is not in this build"}
 
 
@@ -129,11 +133,13 @@ def cmd_bench(args) -> int:
 
     engines = [args.engine] if args.engine else list(ENGINES)
     result = run_bench(args.methods, args.meta_batches, engines, profile=args.profile, seed=args.seed,
-                       repeats=args.repeats, warmup=args.warmup, device=args.device, progress=args.progress)
+                       repeats=args.repeats, warmup=args.warmup, device=args.device, max_pairs=args.max_pairs,
+                       progress=args.progress)
     result["command"] = " ".join(
         ["python -m mdlib bench --methods", *args.methods, "--meta-batches", *map(str, args.meta_batches),
          f"--repeats {args.repeats} --warmup {args.warmup} --profile {args.profile} --seed {args.seed}"]
-        + ([f"--engine {args.engine}"] if args.engine else []) + ([f"--device {args.device}"] if args.device else []))
+        + ([f"--engine {args.engine}"] if args.engine else []) + ([f"--device {args.device}"] if args.device else [])
+        + ([f"--max-pairs {args.max_pairs}"] if args.max_pairs else []))
     print(render(result))
     if args.out is not None:
         save_json(result, args.out)

@@ -2,7 +2,8 @@
 
 Every adaptation in mdlib goes through :func:`inner_loop`: MAML, first-order MAML,
 Reptile, Meta-SGD, per-layer per-step step sizes (LSLR), ANIL, and plain fine-tuning
-of a pretrained model at evaluation time. Parameters are a dict ``name -> Tensor``
+of a pretrained model at evaluation time; the task-batched meta-step
+(:mod:`mdlib.meta.batched`) runs it under ``torch.func.vmap`` with ``functional=True``. Parameters are a dict ``name -> Tensor``
 (``dict(model.named_parameters())``); the loop never updates a tensor in place, it
 builds a new dict per step::
 
