@@ -41,21 +41,18 @@ import torch
 from mdlib.errors import MdlibError
 from mdlib.meta.inner import LossFn, check_finite, inner_loop
 from mdlib.meta.learners import MetaLearner, Reptile, TaskBatches
-from mdlib.models.batching import Batch, pad_batch
+from mdlib.models.batching import ROW_FIELDS, Batch, pad_batch
 from mdlib.models.recurrence import unrolled
 
 __all__ = ["batched_meta_gradient", "unsupported", "stack_batches"]
 
-_BATCH_FIELDS = ("src", "src_ext", "src_mask", "tgt_in", "tgt_out", "tgt_mask")
-
 
 def unsupported(learner: MetaLearner) -> str | None:
     """``None`` when the batched engine can run ``learner``, else the reason it cannot."""
-    if isinstance(learner, Reptile):
-        return None
     cls = type(learner)
-    own = [m for m in ("adapt", "task_objective", "task_gradient")
-           if getattr(cls, m) is not getattr(MetaLearner, m)]
+    # The methods this engine re-expresses: MetaLearner's (MAML's objective) or Reptile's.
+    base = Reptile if isinstance(learner, Reptile) else MetaLearner
+    own = [m for m in ("adapt", "task_objective", "task_gradient") if getattr(cls, m) is not getattr(base, m)]
     if own:
         return (f"{learner.name} defines its own {', '.join(own)} (the batched engine vmaps only "
                 f"MAML's objective, as in maml, fomaml, metasgd, anil, and Reptile's)")
@@ -83,7 +80,7 @@ def stack_batches(batches: Sequence[Any]) -> tuple[Any, Callable[[Any], Any]]:
         tgt_len = max(b.tgt_in.shape[1] for b in batches)
         padded = [_by_length(pad_batch(b, rows, src_len, tgt_len)) for b in batches]
         n_oov = max(b.n_oov for b in batches)
-        stacked = {f: torch.stack([getattr(b, f) for b in padded]) for f in (*_BATCH_FIELDS, "tgt_order")}
+        stacked = {f: torch.stack([getattr(b, f) for b in padded]) for f in (*ROW_FIELDS, "tgt_order")}
         # With rows sorted by length, the rows that can be real at a position are a prefix:
         # the recurrences skip the rest (see Batch.live_src).
         src_lens = stacked["src_mask"].sum(-1)  # (N, rows)
@@ -108,7 +105,7 @@ def stack_batches(batches: Sequence[Any]) -> tuple[Any, Callable[[Any], Any]]:
 def _by_length(batch: Batch) -> Batch:
     """Rows sorted by source length, longest first, and ``tgt_order`` sorting them by target length."""
     order = torch.argsort(batch.src_mask.sum(1), descending=True, stable=True)
-    rows = {f: getattr(batch, f)[order] for f in _BATCH_FIELDS}
+    rows = {f: getattr(batch, f)[order] for f in ROW_FIELDS}
     tgt_order = torch.argsort(rows["tgt_mask"].sum(1), descending=True, stable=True)
     return Batch(**rows, oovs=[], n_oov=batch.n_oov, responses=[], pairs=[], tgt_order=tgt_order)
 

@@ -24,6 +24,10 @@ from mdlib.data.text import Vocab
 from mdlib.errors import MdlibError
 
 
+# The Batch fields that hold one row per example.
+ROW_FIELDS = ("src", "src_ext", "src_mask", "tgt_in", "tgt_out", "tgt_mask")
+
+
 @dataclass
 class Batch:
     """A padded mini-batch (pad id 0 everywhere).

@@ -32,19 +32,15 @@ meta-step (:mod:`mdlib.meta.batched`) uses it. Decoding always takes the default
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from mdlib.models.batching import Batch
+from mdlib.models.batching import ROW_FIELDS, Batch
 from mdlib.models.recurrence import gru, is_unrolled
-
-# Batch fields with one row per example (reordered together by Batch.tgt_order).
-_ROW_FIELDS = ("src", "src_ext", "src_mask", "tgt_in", "tgt_out", "tgt_mask")
 
 
 @dataclass(frozen=True)
@@ -228,7 +224,7 @@ class Seq2Seq(nn.Module):
             if batch.tgt_order is not None:  # rows by target length for the decoder (see Batch)
                 o = batch.tgt_order
                 enc, h0 = enc[o], h0[:, o]
-                batch = dataclasses.replace(batch, **{f: getattr(batch, f)[o] for f in _ROW_FIELDS})
+                batch = replace(batch, **{f: getattr(batch, f)[o] for f in ROW_FIELDS})
             return -self._target_logp(batch, h0, enc) * batch.tgt_mask
         enc, h0 = self.encode(batch.src, batch.src_mask)
         logp, _, _ = self.decode(batch.tgt_in, h0, enc, batch.src_mask, batch.src_ext, batch.n_oov)
