@@ -1,0 +1,67 @@
+"""The benchmark command and the GPU check script, on the CPU (their figures come from runs,
+not from tests)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import pytest
+import torch
+
+from mdlib.cli import main
+from mdlib.commands.bench import render
+from mdlib.benchmark import device_gradient_check, max_abs_difference
+from mdlib.errors import MdlibError
+from mdlib.paths import ROOT
+
+
+def test_device_gradient_check_compares_engines_and_devices():
+    diffs = device_gradient_check("cpu", "cpu")
+    assert set(diffs) == {"loop", "batched", "batched-vs-loop"}
+    assert diffs["loop"] == 0.0 and diffs["batched"] == 0.0
+    assert diffs["batched-vs-loop"] < 1e-8
+    with pytest.raises(MdlibError, match="differ"):
+        max_abs_difference({"a": torch.zeros(2)}, {"a": torch.zeros(3)})
+    assert max_abs_difference({"a": torch.zeros(2)}, {"a": torch.tensor([0.0, 0.5])}) == 0.5
+
+
+def test_gpu_check_without_cuda_is_skipped(monkeypatch, capsys):
+    spec = importlib.util.spec_from_file_location("gpu_check", ROOT / "scripts" / "gpu_check.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert module.main([]) == 0
+    assert "skipped" in capsys.readouterr().out
+
+
+def test_bench_writes_its_table(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--profile", "smoke", "--methods", "maml", "--meta-batches", "2",
+                 "--repeats", "1", "--warmup", "0", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    result = json.loads(out.read_text())
+    assert {(r["method"], r["meta_batch"], r["engine"]) for r in result["rows"]} == {("maml", 2, "loop"),
+                                                                                   ("maml", 2, "batched")}
+    assert all(r["ms"] > 0 and r["peak_mb"] >= 0 for r in result["rows"])
+    assert result["command"].startswith("python -m mdlib bench") and "--profile smoke" in result["command"]
+    assert render(result) in printed and "speed-up" in printed
+
+
+def test_bench_table_rows_and_order_ratio():
+    rows = [{"method": m, "meta_batch": 4, "engine": e, "ms": ms, "peak_mb": 10.0}
+            for m, e, ms in [("fomaml", "loop", 100.0), ("fomaml", "batched", 50.0),
+                             ("maml", "loop", 300.0), ("maml", "batched", 90.0)]]
+    text = render({"rows": rows, "engines": ["loop", "batched"], "methods": ["fomaml", "maml"],
+                   "meta_batches": [4], "repeats": 5, "warmup": 2, "device": "cpu", "threads": 1,
+                   "profile": "quick", "parameters": 1, "memory": "peak RSS"})
+    assert "fomaml | 4 | 100 | 50 | 2.00x | 10 | 10" in text
+    assert "4 | 3.00x | 1.80x" in text  # maml / fomaml per engine
+
+
+def test_bench_bad_input(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "--meta-batches", "0"])
+    assert exc.value.code != 0
+    with pytest.raises(SystemExit):
+        main(["bench", "--engine", "fast"])
