@@ -236,6 +236,9 @@ def _settings(args) -> dict:
                "input": getattr(args, "input", None), "protocol": protocol, "personas": None}
         if protocol == "personas":
             _check_persona_flags(args, "train")
+            if method == "reweight":  # its corruption draws values and responses per domain
+                raise MdlibError("--method reweight corrupts responses with values of their domain; it is for "
+                                 "--protocol domains")
             run.update(_persona_settings(run["profile_name"]))
         return run
     from mdlib.meta.progress import load_progress
@@ -250,6 +253,12 @@ def _settings(args) -> dict:
         if given is not None and given != saved[key]:
             raise MdlibError(f"--resume {args.resume}: the run was made with --{flag} {saved[key]}, not {given}")
     profile = get_profile(saved["profile_name"])
+    if saved.get("input"):
+        profile = profile.replace(input=saved["input"])
+    if saved["protocol"] == "personas":  # the family's own input settings
+        from mdlib.data.personas import persona_profile
+
+        profile = persona_profile(profile)
     if profile.model_config() != saved["model_config"]:
         raise MdlibError(f"--resume {args.resume}: the run's model size {saved['model_config']} differs from "
                          f"profile {profile.name}'s {profile.model_config()}")
