@@ -22,7 +22,8 @@ def generated(tmp_path_factory):
     calls = []
     real = personas._dialogues
     mp = pytest.MonkeyPatch()
-    mp.setattr(personas, "_dialogues", lambda seed, part, n, spec: calls.append((seed, part)) or real(seed, part, n, spec))
+    mp.setattr(personas, "_dialogues",
+               lambda seed, part, n, spec: calls.append((seed, part)) or real(seed, part, n, spec))
     try:
         for method, extra in (("pretrain", []), ("fomaml", ["--meta-steps", "2"])):
             code = main(["train", "--protocol", "personas", "--method", method, "--profile", "smoke",

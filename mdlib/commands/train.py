@@ -525,8 +525,8 @@ def cmd_adapt(args) -> int:
     test = split_of(data, args.target, "test")[: profile.n_test]
     ref = split_of(data, args.target, "train")[:200]
     result = evaluate(model, params, test, vocab, profile, act_reference=ref, device=device, samples=args.samples)
-    result.update(method=method, k=args.k_shot, seed=args.seed, target=args.target, profile=profile.name,
-                  checkpoint=str(args.checkpoint), adapt_steps=steps if shots else 0)
+    result.update(method=method, protocol="domains", k=args.k_shot, seed=args.seed, target=args.target,
+                  profile=profile.name, checkpoint=str(args.checkpoint), adapt_steps=steps if shots else 0)
     return _write_result(result, out, ("bleu", "entity_f1", "entity_f1_uncopyable", "success_f1", "ppl"))
 
 
