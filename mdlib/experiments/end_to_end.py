@@ -141,15 +141,12 @@ def _sized(name: str, **kw) -> EndToEndConfig:
     return EndToEndConfig(profile=profile, policy=PolicyConfig(**kw.pop("policy")), **kw)
 
 
-#: Named sizes. ``notebook``: notebook 07's parser and generator budgets and notebook 06's
-#: policy defaults; ``small``: a few minutes of one CPU thread per seed
-#: (``scripts/end_to_end_table.py``); ``tiny``: seconds (the test).
+#: Named sizes. ``small`` (the defaults of :class:`EndToEndConfig`): notebook 07's parser
+#: and generator budgets (its pretrained generators are cached under ``runs/cache``) and
+#: notebook 06's policy defaults, about 3 minutes of one CPU thread per seed
+#: (``scripts/end_to_end_table.py``); ``tiny``: seconds, meaningless numbers (the test).
 SIZES: dict[str, EndToEndConfig] = {
-    "notebook": EndToEndConfig(),
-    "small": _sized(
-        "small", n_dialogues=30, parser_dialogues=80, parser_steps=200, parser_meta_steps=40,
-        profile=dict(n_train=30, n_valid=8, epochs=2, meta_steps=15, meta_eval_every=15),
-        policy=dict(iterations=20, tasks_per_iter=4, inner_episodes=10, query_episodes=10, eval_episodes=1)),
+    "small": EndToEndConfig(),
     "tiny": _sized(
         "tiny", n_dialogues=2, k_shot=2, parser_dialogues=10, parser_steps=3, parser_meta_steps=2,
         parser_inner_steps=1, parser_adapt_steps=2, profile_base="smoke",
