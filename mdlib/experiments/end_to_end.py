@@ -6,24 +6,32 @@ in three ways, every one starting from training on the source domains (bus, rest
 weather) and seeing the same ``k`` target dialogues (:func:`mdlib.data.splits.kshot`,
 train pool only):
 
-============  ================================  ==========================  =================================
-part          ``zero_shot``                     ``fine_tuned``              ``meta``
-============  ================================  ==========================  =================================
-parser        Adam on the sources' user turns   + SGD on the k dialogues'   first-order MAML over the sources
-              (``train_parser``)                user turns (``adapt_parser``) + the same SGD
-manager       multi-task policy gradient on     + k adaptation dialogues    meta-RL (``metarl.initialisation``,
-              (source domain, users) tasks      (``metarl.adapt``)          first-order MAML) + the same adaptation
-generator     multi-domain pretraining          + ``evaluation.adapt`` on   pretrained, then ``meta_train``
-              (``evaluation.pretrain``)         the k dialogues             (first-order MAML) + the same adapt
-============  ================================  ==========================  =================================
+* **parser** (:class:`~mdlib.system.parser.LearnedParser`): ``zero_shot`` Adam on the
+  sources' user turns (``train_parser``); ``fine_tuned`` that, then SGD on the k
+  dialogues' user turns (``adapt_parser``); ``meta`` first-order MAML over the sources
+  (``meta_train_parser``), then the same SGD;
+* **manager** (:class:`~mdlib.dm.learned.TrainedPolicy`): ``zero_shot`` multi-task policy
+  gradient on the (source domain, source users) tasks (``metarl.initialisation("pretrain")``);
+  ``fine_tuned`` that, then k adaptation dialogues (``metarl.adapt``); ``meta`` meta-RL
+  (``metarl.initialisation("maml")``, first-order), then the same adaptation;
+* **generator** (:class:`~mdlib.system.pipeline.NeuralGenerator`): ``zero_shot``
+  multi-domain pretraining (``evaluation.pretrain``); ``fine_tuned`` that, then
+  ``evaluation.adapt`` on the k dialogues; ``meta`` the pretrained model meta-trained
+  (``meta_train``, first-order MAML), then the same ``adapt``.
 
+The parser and the generator are built as in notebook 07, the manager as in notebook 06.
 The manager has no "fine-tuning on k corpus dialogues": a policy learns from dialogues
 it plays, not from transcripts of someone else's. Its closest fair analogue is ``k``
 adaptation dialogues played against the target's simulated users (the act-level user of
 :class:`~mdlib.dm.rl.DialogueTask` on the target domain with population
 ``config.users``), one policy-gradient step per ``policy.adapt_batch`` dialogues: the same
-number of target dialogues as the other parts see, with the same users (episode seeds)
-for both initialisations. The parser and generator adapt on corpus dialogues instead.
+number of target dialogues as the other parts see; both initialisations adapt from the
+same random stream, so their first batch meets the same users (with the default k = 9 and
+batch 10: all of them). The parser and generator adapt on corpus dialogues instead.
+
+Compute is not matched: every ``meta`` part had its meta-training on top of (generator)
+or instead of (parser, manager) the pretraining; the compute-matched control
+(the ``multitask`` learner) is left out of this table.
 
 Systems (:data:`SYSTEMS`): ``zero_shot`` (no adaptation, a reference),
 ``all_fine_tuned`` (the baseline), ``all_meta``, and ``meta_parser`` / ``meta_manager`` /
@@ -39,7 +47,7 @@ return, BLEU and slot error of the system's turns (and the parser's F1 on those
 dialogues). Over seeds: :func:`mdlib.stats.interval` and
 :func:`mdlib.stats.paired_difference` against ``all_fine_tuned`` (a bootstrap for the
 metrics in :data:`mdlib.stats.BOUNDS`, a t-interval otherwise). ``scripts/end_to_end_table.py``
-runs it and prints the table; notebook 07 reads it.
+runs it and prints the table (notebook 07 is to build on it).
 """
 
 from __future__ import annotations
