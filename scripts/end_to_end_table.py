@@ -43,7 +43,11 @@ def main(argv=None) -> int:
     ap.add_argument("--dialogues", type=int, default=None, help="listening-user dialogues per system and seed")
     ap.add_argument("--out", default=str(paths.LOCAL_RESULTS_DIR / "end_to_end.json"), help="output JSON")
     ap.add_argument("--progress", action="store_true", help="show a progress bar over seeds")
+    ap.add_argument("--table", metavar="JSON", help="only print the table of a result this script wrote "
+                    "(summarised again from its per-seed rows)")
     args = ap.parse_args(argv)
+    if args.table:
+        return print_saved(args.table)
     try:
         changes = {"target": args.target}
         if args.k_shot is not None:
@@ -66,6 +70,24 @@ def main(argv=None) -> int:
           f"(bootstrap for success and BLEU, t otherwise)\n")
     print(format_table(result))
     print(f"\nwrote {out} ({result['wall_seconds']:.0f} s wall-clock)")
+    return 0
+
+
+def print_saved(path: str) -> int:
+    """Print the table of a saved result, summarised again from its rows."""
+    import json
+
+    from mdlib.experiments.end_to_end import format_table, summarise
+
+    try:
+        result = json.loads(Path(path).read_text(encoding="utf-8"))
+        rows = result["rows"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        print(f"error: --table {path}: expected a JSON file written by this script ({e})", file=sys.stderr)
+        return 1
+    print(format_table({"summary": summarise(rows)}))
+    print(f"\n{path}: seeds {result.get('seeds')}, size {result.get('size')}, "
+          f"{result.get('wall_seconds')} s wall-clock")
     return 0
 
 

@@ -34,6 +34,8 @@ def test_every_system_and_metric_has_a_cell_and_a_paired_difference(tiny):
         assert set(e2e.METRICS) <= set(diffs)
         assert diffs["success"]["method"] == "bootstrap" and diffs["turns"]["method"] == "t"
         assert set(diffs["turns"]["diffs"]) == {"0", "1"}
+        d = summary["discordant"][name]
+        assert d["dialogues"] == 2 * config.n_dialogues and d["only_system"] + d["only_baseline"] <= d["dialogues"]
     table = e2e.format_table({"summary": summary})
     for name in e2e.SYSTEMS:
         assert name in table

@@ -315,7 +315,10 @@ def summarise(rows: Sequence[dict], metrics: Sequence[str] = METRICS + EXTRA_MET
 
     Returns:
         ``{"systems": {system: {metric: interval}}, "vs_baseline": {system: {metric:
-        paired_difference}}}`` (differences are ``system - baseline``, paired by seed;
+        paired_difference}}, "discordant": {system: {"only_system", "only_baseline"}}}``
+        (differences are ``system - baseline``, paired by seed; ``discordant`` counts the
+        dialogues, over all seeds, that only one of the two completed: the same users, so
+        a sharper view of success than the per-seed rates;
         a metric that is ``nan`` or ``None`` for some seed, e.g. slot error without
         values to say, is paired over the seeds where both have it).
     """
@@ -326,7 +329,7 @@ def summarise(rows: Sequence[dict], metrics: Sequence[str] = METRICS + EXTRA_MET
         by.setdefault(r["system"], {})[r["seed"]] = r
     if baseline not in by:
         raise MdlibError(f"summarise: no runs of the baseline system {baseline!r}")
-    out: dict = {"systems": {}, "vs_baseline": {}}
+    out: dict = {"systems": {}, "vs_baseline": {}, "discordant": {}}
     for name, seeds in by.items():
         out["systems"][name] = {m: interval([seeds[s][m] for s in sorted(seeds) if _known(seeds[s][m])],
                                             BOUNDS.get(m)) for m in metrics}
@@ -338,6 +341,9 @@ def summarise(rows: Sequence[dict], metrics: Sequence[str] = METRICS + EXTRA_MET
             diffs[m] = paired_difference({s: seeds[s][m] for s in keys}, {s: by[baseline][s][m] for s in keys},
                                          BOUNDS.get(m))
         out["vs_baseline"][name] = diffs
+        pairs = [(a, b) for s in seeds for a, b in zip(seeds[s]["successes"], by[baseline][s]["successes"])]
+        out["discordant"][name] = {"only_system": sum(a and not b for a, b in pairs),
+                                   "only_baseline": sum(b and not a for a, b in pairs), "dialogues": len(pairs)}
     return out
 
 
@@ -384,4 +390,7 @@ def format_table(result: Mapping, metrics: Sequence[str] = METRICS) -> str:
         lines.append(f"{name:<{width}}" + "".join(
             f"{cell(diffs[m], sign=True) + ' ' + str(diffs[m]['wins']) + '/' + str(diffs[m]['n']):>30}"
             for m in metrics))
+    lines += ["", f"dialogues (same users) completed only by the system / only by {BASELINE}"]
+    for name, d in summary.get("discordant", {}).items():
+        lines.append(f"{name:<{width}}{d['only_system']:>5} / {d['only_baseline']:<5} of {d['dialogues']}")
     return "\n".join(lines)
