@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from mdlib.dm.threshold import ThresholdPolicy
 from mdlib.errors import MdlibError
 from mdlib.experiments import end_to_end as e2e
 
@@ -47,6 +48,9 @@ def test_systems_that_share_a_part_share_its_object(tiny):
     for name, (p, m, g) in e2e.SYSTEMS.items():
         s = systems[name]
         assert s.parser is parts["parser"][p] and s.generator is parts["generator"][g]
+        if m == "reference":
+            assert isinstance(s.policy, ThresholdPolicy)
+            continue
         for k, v in parts["manager"][m].params.items():
             assert torch.equal(s.policy.params[k], v)
     swapped = systems["meta_generator"]

@@ -37,7 +37,10 @@ Systems (:data:`SYSTEMS`): ``zero_shot`` (no adaptation, a reference),
 ``all_fine_tuned`` (the baseline), ``all_meta``, and ``meta_parser`` / ``meta_manager`` /
 ``meta_generator``: the all-fine-tuned system with that one part swapped for its
 meta-learned version. Systems that share a part share its object (the swap changes
-nothing else).
+nothing else). To show which part limits the learned systems, each part also has a
+``reference`` variant, the hand-made one (keyword parser, threshold policy, template
+realiser): the ``reference`` system and the reference with one fine-tuned part
+(``ft_parser_in_reference``, ...).
 
 Every system of a seed talks with the same listening users
 (:class:`~mdlib.system.listener.ListeningUser`, who reads the system's words, so the
@@ -68,7 +71,7 @@ from mdlib.errors import MdlibError, lookup
 from mdlib.profiles import Profile, get_profile
 
 PARTS = ("parser", "manager", "generator")
-VARIANTS = ("zero_shot", "fine_tuned", "meta")
+VARIANTS = ("reference", "zero_shot", "fine_tuned", "meta")
 #: Each system: the variant of (parser, manager, generator).
 SYSTEMS: dict[str, tuple[str, str, str]] = {
     "zero_shot": ("zero_shot", "zero_shot", "zero_shot"),
@@ -77,6 +80,11 @@ SYSTEMS: dict[str, tuple[str, str, str]] = {
     "meta_parser": ("meta", "fine_tuned", "fine_tuned"),
     "meta_manager": ("fine_tuned", "meta", "fine_tuned"),
     "meta_generator": ("fine_tuned", "fine_tuned", "meta"),
+    # where the limit is: the hand-made system, and one fine-tuned part in it
+    "reference": ("reference", "reference", "reference"),
+    "ft_parser_in_reference": ("fine_tuned", "reference", "reference"),
+    "ft_manager_in_reference": ("reference", "fine_tuned", "reference"),
+    "ft_generator_in_reference": ("reference", "reference", "fine_tuned"),
 }
 BASELINE = "all_fine_tuned"
 #: The metrics of the table (all from :func:`mdlib.system.simulation.scores`).
@@ -252,10 +260,13 @@ def build_parts(config: EndToEndConfig, seed: int) -> dict[str, dict]:
     """``{part: {variant: object}}`` for one seed (every part sees ``kshot(target, k, seed)``).
 
     Returns:
-        ``{"parser": {...}, "manager": {...}, "generator": {...}, "seconds": {part: s}}``.
+        ``{"parser": {...}, "manager": {...}, "generator": {...}, "seconds": {part: s}}``,
+        each part with the :data:`VARIANTS`.
     """
     from mdlib.data.splits import kshot
     from mdlib.seeding import seed_everything
+    from mdlib.system.parser import LexiconParser
+    from mdlib.system.pipeline import TemplateGenerator
 
     shots = kshot(config.target, config.k_shot, seed)
     builders = {"parser": lambda: parser_variants(config, seed, shots),
@@ -267,6 +278,11 @@ def build_parts(config: EndToEndConfig, seed: int) -> dict[str, dict]:
         start = time.time()
         parts[part] = build()
         parts["seconds"][part] = round(time.time() - start, 1)
+    # the hand-made parts (the manager's None is DialogueSystem's threshold policy); the
+    # template realiser draws its phrasings from one stream, so they differ between systems
+    parts["parser"]["reference"] = LexiconParser(config.target)
+    parts["manager"]["reference"] = None
+    parts["generator"]["reference"] = TemplateGenerator(config.target, seed=seed)
     return parts
 
 
@@ -380,15 +396,15 @@ def format_table(result: Mapping, metrics: Sequence[str] = METRICS) -> str:
 
     summary = result["summary"]
     width = max(len(s) for s in summary["systems"]) + 2
-    head = "".join(f"{m:>30}" for m in metrics)
+    head = "".join(f"{m:>32}" for m in metrics)
     lines = [f"{'system':<{width}}{head}"]
     for name, st in summary["systems"].items():
-        lines.append(f"{name:<{width}}" + "".join(f"{cell(st[m]):>30}" for m in metrics))
+        lines.append(f"{name:<{width}}" + "".join(f"{cell(st[m]):>32}" for m in metrics))
     lines += ["", f"paired difference vs {BASELINE} (per seed; w/n = seeds where the system is higher)",
               f"{'system':<{width}}{head}"]
     for name, diffs in summary["vs_baseline"].items():
         lines.append(f"{name:<{width}}" + "".join(
-            f"{cell(diffs[m], sign=True) + ' ' + str(diffs[m]['wins']) + '/' + str(diffs[m]['n']):>30}"
+            f"{cell(diffs[m], sign=True) + ' ' + str(diffs[m]['wins']) + '/' + str(diffs[m]['n']):>32}"
             for m in metrics))
     lines += ["", f"dialogues (same users) completed only by the system / only by {BASELINE}"]
     for name, d in summary.get("discordant", {}).items():
