@@ -159,8 +159,10 @@ def _sized(name: str, **kw) -> EndToEndConfig:
 
 #: Named sizes. ``small`` (the defaults of :class:`EndToEndConfig`): notebook 07's parser
 #: and generator budgets (its pretrained generators are cached under ``runs/cache``) and
-#: notebook 06's policy defaults, about 3 minutes of one CPU thread per seed
-#: (``scripts/end_to_end_table.py``); ``tiny``: seconds, meaningless numbers (the test).
+#: notebook 06's policy defaults, 40 dialogues per system and seed: about 70 s of one CPU
+#: thread per seed when notebook 07's pretrained generators are cached (a first run also
+#: pretrains them) (``scripts/end_to_end_table.py``); ``tiny``: seconds, meaningless
+#: numbers (the test).
 SIZES: dict[str, EndToEndConfig] = {
     "small": EndToEndConfig(),
     "tiny": _sized(
