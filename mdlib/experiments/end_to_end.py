@@ -48,8 +48,8 @@ generator changes the outcome): :func:`~mdlib.system.simulation.run_dialogues` w
 ``1000 + seed`` gives each the same goals. Per system and seed: success, user turns,
 return, BLEU and slot error of the system's turns (and the parser's F1 on those
 dialogues). Over seeds: :func:`mdlib.stats.interval` and
-:func:`mdlib.stats.paired_difference` against ``all_fine_tuned`` (a bootstrap for the
-metrics in :data:`mdlib.stats.BOUNDS`, a t-interval otherwise). ``scripts/end_to_end_table.py``
+:func:`mdlib.stats.paired_difference` against ``all_fine_tuned`` (a t-interval, clipped to the bounds of the
+metrics in :data:`mdlib.stats.BOUNDS`). ``scripts/end_to_end_table.py``
 runs it and prints the table (notebook 07 is to build on it).
 """
 
