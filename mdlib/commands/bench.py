@@ -157,8 +157,11 @@ def _render_processes(result: dict) -> list[str]:
     rows = {(r["method"], r["engine"], r.get("processes", 1)): r for r in result["rows"] if r["meta_batch"] == mb}
     head = (["method", "engine"] + [f"{p} proc ms" for p in procs] + [f"speed-up {p} proc/1" for p in procs[1:]]
             + [f"{p} proc MB" for p in procs])
+    load = result.get("load_average")
     lines = [f"meta-batch {mb} sharded over P processes ({result['backend']}): rank 0's ms per meta-step, "
-             f"all-reduce included; MB: each process's peak, rank 0 / rank 1 / ...",
+             f"all-reduce included; MB: each process's peak, rank 0 / rank 1 / ..."
+             + (f"; load average (1 min) {load['start'][0]:.1f} at the start, {load['end'][0]:.1f} at the end, "
+                f"{result['cpus']} CPUs" if load else ""),
              " | ".join(head), " | ".join("---" for _ in head)]
     for method in result["methods"]:
         for e in result["engines"]:
@@ -196,12 +199,13 @@ def run_bench(methods, meta_batches, engines, *, profile="quick", seed=0, repeat
                          f"meta-batch; give --meta-batches of at least {procs[-1]}")
     if device.type == "cuda" and procs[-1] > torch.cuda.device_count():
         raise MdlibError(f"--processes {procs[-1]}: one GPU per process, but {torch.cuda.device_count()} visible")
+    # what else ran: P processes on C cores only get P cores when the machine is otherwise idle
+    load_start = os.getloadavg()
     model, tasks = bench_problem(prof, largest, seed, max_pairs=max_pairs)
     state = {n: t.detach().clone() for n, t in model.state_dict().items()}
-    jobs = [{"method": m, "meta_batch": mb, "engine": e, "processes": 1}
-            for m in methods for mb in meta_batches for e in engines]
-    jobs += [{"method": m, "meta_batch": largest, "engine": e, "processes": p}
-             for p in procs[1:] for m in methods for e in engines]
+    # each P > 1 right after its 1-process row, so that both see about the same machine load
+    jobs = [{"method": m, "meta_batch": mb, "engine": e, "processes": p}
+            for m in methods for mb in meta_batches for e in engines for p in (procs if mb == largest else [1])]
     rows = []
     for job in tqdm(jobs, desc="bench", disable=not progress):
         payload = {**job, "config": model.config, "state": state, "tasks": tasks[: job["meta_batch"]],
@@ -214,7 +218,8 @@ def run_bench(methods, meta_batches, engines, *, profile="quick", seed=0, repeat
     result = {"profile": prof.name, "parameters": model.n_parameters(), "device": str(device), "threads": threads,
               "memory": memory, "repeats": repeats, "warmup": warmup, "methods": list(methods),
               "meta_batches": list(meta_batches), "engines": list(engines), "max_pairs": max_pairs, "rows": rows,
-              "processes": procs}
+              "processes": procs, "cpus": os.cpu_count(),
+              "load_average": {"start": list(load_start), "end": list(os.getloadavg())}}
     if len(procs) > 1:
         result["backend"] = "nccl" if device.type == "cuda" else "gloo"
     return result
