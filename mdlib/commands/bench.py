@@ -105,14 +105,14 @@ def _launch(payload: dict, world: int) -> list[dict]:
     Raises:
         MdlibError: a process failed (its last error line); the others are stopped.
     """
-    import torch.multiprocessing as tmp
+    import torch.multiprocessing as torch_mp
 
     with tempfile.TemporaryDirectory(prefix="mdlib-bench-") as folder:
         try:
             # spawn: a fresh interpreter per process (its own peak memory, no forked threads)
-            tmp.start_processes(_measure, args=(payload, world, _free_port(), folder), nprocs=world,
+            torch_mp.start_processes(_measure, args=(payload, world, _free_port(), folder), nprocs=world,
                                 start_method="spawn")
-        except (tmp.ProcessRaisedException, tmp.ProcessExitedException) as exc:
+        except (torch_mp.ProcessRaisedException, torch_mp.ProcessExitedException) as exc:
             lines = [line for line in str(exc).splitlines() if line.strip()]
             raise MdlibError(f"bench: a process of {payload['method']} {payload['engine']} failed: "
                              f"{lines[-1] if lines else exc}") from None
