@@ -86,7 +86,8 @@ def _peak_rss_mb(reset: bool) -> float:
 
 
 def time_meta_steps(method: str, model: torch.nn.Module, tasks: Sequence[TaskBatches], engine: str, *,
-                    inner_steps: int = 1, inner_lr: float = 0.1, repeats: int = 5, warmup: int = 2) -> dict:
+                    inner_steps: int = 1, inner_lr: float = 0.1, repeats: int = 5, warmup: int = 2,
+                    group=None) -> dict:
     """Median milliseconds of a meta-step (meta-gradient + Adam step) and its peak memory.
 
     Run it in a fresh process per configuration when the memory figure matters: the CPU
@@ -94,6 +95,10 @@ def time_meta_steps(method: str, model: torch.nn.Module, tasks: Sequence[TaskBat
     first meta-step (Linux ``VmHWM``, reset just before; ``getrusage`` ``ru_maxrss`` since
     the process started where the reset is not possible); on CUDA it is
     ``torch.cuda.max_memory_allocated`` above the allocation before the first meta-step.
+
+    With ``group`` (a :class:`~mdlib.meta.distributed.Group`), this process computes the
+    meta-gradient of its shard of ``tasks`` and the meta-step includes the all-reduce, as
+    in :func:`mdlib.meta.metatrain.meta_train_loop`; the figures are this process's.
 
     Returns:
         ``{"ms": median, "ms_all": [...], "peak_mb": float, "memory": what peak_mb measures}``.
@@ -110,8 +115,12 @@ def time_meta_steps(method: str, model: torch.nn.Module, tasks: Sequence[TaskBat
     def loss_fn(p, b):
         return functional_call(model, p, (b,))
 
+    shard = list(tasks) if group is None else group.shard(tasks)
+
     def step() -> None:
-        grads, _ = meta_gradient(learner, loss_fn, params, tasks, engine=engine)
+        grads, stats = meta_gradient(learner, loss_fn, params, shard, engine=engine)
+        if group is not None:
+            grads, _ = group.reduce(grads, stats, len(tasks))
         for n, t in targets.items():
             t.grad = grads[n]
         opt.step()

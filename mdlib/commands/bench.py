@@ -7,17 +7,24 @@ Example::
 For every method x meta-batch x engine it runs warm-up meta-steps, then times
 ``--repeats`` more (:func:`mdlib.benchmark.time_meta_steps`: meta-gradient plus an
 Adam step, on the profile's model and episodes) and reports the median. Each
-configuration runs in a fresh process, so that its peak memory is its own. Two-process
-(torchrun) rows are not measured here yet.
+configuration runs in a fresh process, so that its peak memory is its own.
+
+``--processes 1 2`` adds a second table: each method x engine at the largest meta-batch,
+sharded over P gloo (NCCL on GPUs) processes as ``torchrun`` shards it
+(:mod:`mdlib.meta.distributed`); rank 0's meta-step times include the all-reduce, and
+every process reports its own peak memory.
 """
 
 from __future__ import annotations
 
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
+import json
+import os
+import socket
+import tempfile
 from pathlib import Path
 
 from mdlib.commands._common import nonnegative_int, positive_int
+from mdlib.errors import MdlibError
 
 ENGINES = ("loop", "batched")  # mdlib.meta.learners.ENGINES, without importing torch at CLI start
 
@@ -40,36 +47,81 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the model and episodes (default 0)")
     p.add_argument("--max-pairs", type=positive_int, default=None, metavar="N",
                    help="keep only N responses per support and query batch (smaller tasks; default: whole episodes)")
+    p.add_argument("--processes", nargs="+", type=positive_int, default=[1], metavar="P",
+                   help="also time the largest meta-batch sharded over P processes (e.g. 1 2; default 1: "
+                        "no process table)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: the GPU when present)")
     p.add_argument("--out", type=Path, default=None, help="also write the table as JSON here")
     p.add_argument("--progress", action="store_true", help="show a progress bar")
     p.set_defaults(func=cmd_bench)
 
 
-def _measure(job: dict) -> dict:
-    """One configuration, in its own process: rebuild the model, time it."""
+def _measure(rank: int, job: dict, world: int, port: int, folder: str) -> None:
+    """One configuration in process ``rank`` of ``world`` (a fresh one): rebuild the model, time it.
+
+    With ``world > 1`` it joins the process group through torchrun's environment variables
+    (:func:`mdlib.meta.distributed.from_env`), as ``torchrun ... train`` does. The result
+    goes to ``folder/rank.json``.
+    """
     import torch
 
     from mdlib.benchmark import time_meta_steps
+    from mdlib.meta.distributed import from_env, local_device
     from mdlib.meta.learners import TaskBatches
     from mdlib.models.seq2seq import Seq2Seq
     from mdlib.seeding import seed_everything
 
-    seed_everything(job["seed"])
-    model = Seq2Seq(job["config"])
-    model.load_state_dict(job["state"])
-    model.to(job["device"])
-    tasks = [TaskBatches(t.task, [b.to(job["device"]) for b in t.support], [b.to(job["device"]) for b in t.query])
-             for t in job["tasks"]]
-    out = time_meta_steps(job["method"], model, tasks, job["engine"], inner_steps=job["inner_steps"],
-                          inner_lr=job["inner_lr"], repeats=job["repeats"], warmup=job["warmup"])
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    device = torch.device(job["device"])
+    group = from_env(device)
+    device = local_device(device)
+    try:
+        seed_everything(job["seed"])
+        model = Seq2Seq(job["config"])
+        model.load_state_dict(job["state"])
+        model.to(device)
+        tasks = [TaskBatches(t.task, [b.to(device) for b in t.support], [b.to(device) for b in t.query])
+                 for t in job["tasks"]]
+        out = time_meta_steps(job["method"], model, tasks, job["engine"], inner_steps=job["inner_steps"],
+                              inner_lr=job["inner_lr"], repeats=job["repeats"], warmup=job["warmup"], group=group)
+    finally:
+        if group is not None:
+            group.close()
     out["threads"] = torch.get_num_threads()
-    return out
+    Path(folder, f"{rank}.json").write_text(json.dumps(out))
+
+
+def _free_port() -> int:
+    """A TCP port on this machine that nothing listens on now (for the process group's rendezvous)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _launch(payload: dict, world: int) -> list[dict]:
+    """Run :func:`_measure` in ``world`` fresh processes; every process's result, by rank.
+
+    Raises:
+        MdlibError: a process failed (its last error line); the others are stopped.
+    """
+    import torch.multiprocessing as torch_mp
+
+    with tempfile.TemporaryDirectory(prefix="mdlib-bench-") as folder:
+        try:
+            # spawn: a fresh interpreter per process (its own peak memory, no forked threads)
+            torch_mp.start_processes(_measure, args=(payload, world, _free_port(), folder), nprocs=world,
+                                start_method="spawn")
+        except (torch_mp.ProcessRaisedException, torch_mp.ProcessExitedException) as exc:
+            lines = [line for line in str(exc).splitlines() if line.strip()]
+            raise MdlibError(f"bench: a process of {payload['method']} {payload['engine']} failed: "
+                             f"{lines[-1] if lines else exc}") from None
+        return [json.loads(Path(folder, f"{r}.json").read_text()) for r in range(world)]
 
 
 def render(result: dict) -> str:
-    """The table of a :func:`run_bench` result as text."""
-    rows = {(r["method"], r["meta_batch"], r["engine"]): r for r in result["rows"]}
+    """The tables of a :func:`run_bench` result as text."""
+    rows = {(r["method"], r["meta_batch"], r["engine"]): r for r in result["rows"] if r.get("processes", 1) == 1}
     engines = result["engines"]
     head = ["method", "meta-batch"] + [f"{e} ms" for e in engines]
     if len(engines) == 2:
@@ -94,12 +146,44 @@ def render(result: dict) -> str:
         for mb in result["meta_batches"]:
             lines.append(" | ".join([str(mb)] + [f"{rows['maml', mb, e]['ms'] / rows['fomaml', mb, e]['ms']:.2f}x"
                                                  for e in engines]))
+    if isinstance(result.get("processes"), list) and len(result["processes"]) > 1:
+        lines += ["", *_render_processes(result)]
     return "\n".join(lines)
 
 
+def _render_processes(result: dict) -> list[str]:
+    """The table of 1 vs P processes at the largest meta-batch."""
+    procs, mb = result["processes"], max(result["meta_batches"])
+    rows = {(r["method"], r["engine"], r.get("processes", 1)): r for r in result["rows"] if r["meta_batch"] == mb}
+    head = (["method", "engine"] + [f"{p} proc ms" for p in procs] + [f"speed-up {p} proc/1" for p in procs[1:]]
+            + [f"{p} proc MB" for p in procs])
+    load = result.get("load_average")
+    lines = [f"meta-batch {mb} sharded over P processes ({result['backend']}): rank 0's ms per meta-step, "
+             f"all-reduce included; MB: each process's peak, rank 0 / rank 1 / ..."
+             + (f"; load average (1 min) {load['start'][0]:.1f} at the start, {load['end'][0]:.1f} at the end, "
+                f"{result['cpus']} CPUs" if load else ""),
+             " | ".join(head), " | ".join("---" for _ in head)]
+    for method in result["methods"]:
+        for e in result["engines"]:
+            got = [rows[method, e, p] for p in procs]
+            lines.append(" | ".join([method, e] + [f"{r['ms']:.0f}" for r in got]
+                                    + [f"{got[0]['ms'] / r['ms']:.2f}x" for r in got[1:]]
+                                    + [" / ".join(f"{m:.0f}" for m in r.get("peak_mb_ranks", [r["peak_mb"]]))
+                                       for r in got]))
+    return lines
+
+
 def run_bench(methods, meta_batches, engines, *, profile="quick", seed=0, repeats=5, warmup=2,
-              device=None, max_pairs=None, progress=False) -> dict:
-    """Time every configuration, each in a fresh process; returns the JSON-ready result."""
+              device=None, max_pairs=None, processes=(1,), progress=False) -> dict:
+    """Time every configuration, each in fresh processes; returns the JSON-ready result.
+
+    Args:
+        processes: process counts; every method x meta-batch x engine runs in 1 process,
+            and each method x engine at the largest meta-batch also in each other count.
+
+    Raises:
+        MdlibError: more processes than tasks in the largest meta-batch, or than GPUs.
+    """
     import torch
     from tqdm.auto import tqdm
 
@@ -109,23 +193,36 @@ def run_bench(methods, meta_batches, engines, *, profile="quick", seed=0, repeat
 
     prof = get_profile(profile)
     device = torch.device(device) if device else default_device()
-    model, tasks = bench_problem(prof, max(meta_batches), seed, max_pairs=max_pairs)
+    procs, largest = sorted({1, *processes}), max(meta_batches)
+    if procs[-1] > largest:
+        raise MdlibError(f"--processes {procs[-1]}: more processes than the {largest} task(s) of the largest "
+                         f"meta-batch; give --meta-batches of at least {procs[-1]}")
+    if device.type == "cuda" and procs[-1] > torch.cuda.device_count():
+        raise MdlibError(f"--processes {procs[-1]}: one GPU per process, but {torch.cuda.device_count()} visible")
+    # what else ran: P processes on C cores only get P cores when the machine is otherwise idle
+    load_start = os.getloadavg()
+    model, tasks = bench_problem(prof, largest, seed, max_pairs=max_pairs)
     state = {n: t.detach().clone() for n, t in model.state_dict().items()}
-    jobs = [{"method": m, "meta_batch": mb, "engine": e} for m in methods for mb in meta_batches for e in engines]
+    # each P > 1 right after its 1-process row, so that both see about the same machine load
+    jobs = [{"method": m, "meta_batch": mb, "engine": e, "processes": p}
+            for m in methods for mb in meta_batches for e in engines for p in (procs if mb == largest else [1])]
     rows = []
-    ctx = get_context("spawn")  # a fresh interpreter per configuration: its own peak memory, no forked threads
     for job in tqdm(jobs, desc="bench", disable=not progress):
         payload = {**job, "config": model.config, "state": state, "tasks": tasks[: job["meta_batch"]],
                    "seed": seed, "device": str(device), "inner_steps": prof.inner_steps,
                    "inner_lr": prof.inner_lr, "repeats": repeats, "warmup": warmup}
-        with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
-            out = pool.submit(_measure, payload).result()
-        rows.append({**job, "ms": out["ms"], "ms_all": out["ms_all"], "peak_mb": out["peak_mb"]})
-        memory, threads = out["memory"], out["threads"]
-    return {"profile": prof.name, "parameters": model.n_parameters(), "device": str(device), "threads": threads,
-            "memory": memory, "repeats": repeats, "warmup": warmup, "methods": list(methods),
-            "meta_batches": list(meta_batches), "engines": list(engines), "max_pairs": max_pairs, "rows": rows,
-            "processes": "2-process (torchrun) rows not measured: the distributed outer loop is not in this build"}
+        outs = _launch(payload, job["processes"])
+        rows.append({**job, "ms": outs[0]["ms"], "ms_all": outs[0]["ms_all"], "peak_mb": outs[0]["peak_mb"],
+                     "peak_mb_ranks": [o["peak_mb"] for o in outs]})
+        memory, threads = outs[0]["memory"], outs[0]["threads"]
+    result = {"profile": prof.name, "parameters": model.n_parameters(), "device": str(device), "threads": threads,
+              "memory": memory, "repeats": repeats, "warmup": warmup, "methods": list(methods),
+              "meta_batches": list(meta_batches), "engines": list(engines), "max_pairs": max_pairs, "rows": rows,
+              "processes": procs, "cpus": os.cpu_count(),
+              "load_average": {"start": list(load_start), "end": list(os.getloadavg())}}
+    if len(procs) > 1:
+        result["backend"] = "nccl" if device.type == "cuda" else "gloo"
+    return result
 
 
 def cmd_bench(args) -> int:
@@ -134,12 +231,13 @@ def cmd_bench(args) -> int:
     engines = [args.engine] if args.engine else list(ENGINES)
     result = run_bench(args.methods, args.meta_batches, engines, profile=args.profile, seed=args.seed,
                        repeats=args.repeats, warmup=args.warmup, device=args.device, max_pairs=args.max_pairs,
-                       progress=args.progress)
+                       processes=args.processes, progress=args.progress)
     result["command"] = " ".join(
         ["python -m mdlib bench --methods", *args.methods, "--meta-batches", *map(str, args.meta_batches),
          f"--repeats {args.repeats} --warmup {args.warmup} --profile {args.profile} --seed {args.seed}"]
         + ([f"--engine {args.engine}"] if args.engine else []) + ([f"--device {args.device}"] if args.device else [])
-        + ([f"--max-pairs {args.max_pairs}"] if args.max_pairs else []))
+        + ([f"--max-pairs {args.max_pairs}"] if args.max_pairs else [])
+        + (["--processes", *map(str, result["processes"])] if len(result["processes"]) > 1 else []))
     print(render(result))
     if args.out is not None:
         save_json(result, args.out)
