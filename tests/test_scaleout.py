@@ -129,7 +129,7 @@ def test_device_choice():
             resolve_device("cuda")
 
 
-def test_engine_is_passed_to_meta_gradient_only_when_not_the_loop(monkeypatch):
+def test_engine_is_passed_to_meta_gradient(monkeypatch):
     calls = []
     real = metatrain.meta_gradient
 
@@ -145,7 +145,7 @@ def test_engine_is_passed_to_meta_gradient_only_when_not_the_loop(monkeypatch):
     for engine in ("loop", "batched"):
         metatrain.meta_train_loop(make_learner("fomaml", params, 1, 0.05), sine_loss_fn(model), params,
                                   lambda s: sine_episodes(2, 5, 5, gen), meta_steps=1, engine=engine)
-    assert calls == [{}, {"engine": "batched"}]
+    assert calls == [{"engine": "loop"}, {"engine": "batched"}]
 
 
 def _torchrun(nproc: int, args: list[str], cwd: Path) -> subprocess.CompletedProcess:

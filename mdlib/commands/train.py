@@ -382,7 +382,7 @@ def _train(args, run, profile, sources, targets, data, device, group, writes):
                 save_progress(out / PROGRESS_NAME, state, settings)
 
         learner, hist = meta_train(method, model, tasks, vocab, profile, seed, valid=valid, targets=targets,
-                                   progress=args.progress, device=device, engine=args.engine, group=group,
+                                   progress=args.progress, device=device, engine=args.engine, process_group=group,
                                    on_checkpoint=checkpoint, checkpoint_every=run["checkpoint_every"],
                                    resume=run["resume"])
         curve = hist.to_dict()["steps"]

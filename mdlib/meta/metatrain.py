@@ -95,7 +95,7 @@ def meta_train_loop(
     outer_optimizer: str = "adam",
     outer_lr_decay: bool = False,
     engine: str = "loop",
-    group=None,
+    process_group=None,
     on_checkpoint: Callable[[dict], None] | None = None,
     checkpoint_every: int = 0,
     resume: Mapping[str, Any] | None = None,
@@ -121,7 +121,7 @@ def meta_train_loop(
         outer_lr_decay: decay the outer step size linearly to 0 over ``meta_steps``
             (step ``s`` uses ``outer_lr * (1 - (s - 1) / meta_steps)``, as in Reptile).
         engine: ``"loop"`` (one task at a time) or ``"batched"`` (task-batched).
-        group: a :class:`~mdlib.meta.distributed.Group`: this process computes the
+        process_group: a :class:`~mdlib.meta.distributed.Group`: this process computes the
             meta-gradient of its shard of every meta-batch; gradients are all-reduced.
         on_checkpoint: ``on_checkpoint(state)`` every ``checkpoint_every`` steps and after
             the last step, ``state`` being :func:`mdlib.meta.progress.capture`'s dict.
@@ -174,15 +174,15 @@ def meta_train_loop(
     if resume is None:
         run_validation(0)
     bar = tqdm(range(first, meta_steps + 1), desc=f"meta-train {learner.name}", leave=False,
-               disable=not progress or (group is not None and group.rank != 0))
+               disable=not progress or (process_group is not None and process_group.rank != 0))
     for step in bar:
         t0 = time.perf_counter()
         tasks = sample(step)
         try:
-            if group is None:
+            if process_group is None:
                 grads, stats = gradient(tasks)
             else:
-                grads, stats = group.reduce(*gradient(group.shard(tasks)), len(tasks))
+                grads, stats = process_group.reduce(*gradient(process_group.shard(tasks)), len(tasks))
         except MdlibError as exc:
             raise MdlibError(f"meta-step {step}: {exc}") from None
         for t in targets.values():
@@ -279,7 +279,7 @@ def meta_train(
     device: torch.device | str | None = None,
     on_step: Callable[[int, dict], None] | None = None,
     engine: str = "loop",
-    group=None,
+    process_group=None,
     on_checkpoint: Callable[[dict], None] | None = None,
     checkpoint_every: int = 0,
     resume: Mapping[str, Any] | None = None,
@@ -300,7 +300,7 @@ def meta_train(
             validation (the last parameters are kept).
         targets: the evaluation domains; listing one of them in ``tasks`` is refused.
         on_step: called after each meta-step (logging).
-        engine, group, on_checkpoint, checkpoint_every, resume: as in
+        engine, process_group, on_checkpoint, checkpoint_every, resume: as in
             :func:`meta_train_loop` (task-batched meta-steps, ``torchrun`` shards,
             checkpoints and resuming); the episode sampler's random state is part of
             every checkpoint.
@@ -319,8 +319,8 @@ def meta_train(
 
     sources = list(tasks)
     check_meta_tasks(sources, targets, profile.meta_batch)
-    if group is not None:
-        group.check_tasks(profile.meta_batch)
+    if process_group is not None:
+        process_group.check_tasks(profile.meta_batch)
     if profile.inner_steps < 0:
         raise MdlibError(f"inner_steps must be >= 0, got {profile.inner_steps}")
     params = dict(model.named_parameters())
@@ -353,7 +353,7 @@ def meta_train(
     hist = meta_train_loop(learner, loss_fn, params, sample, meta_steps=profile.meta_steps,
                            outer_lr=profile.outer_lr, clip=profile.meta_clip, validate=validate,
                            eval_every=profile.meta_eval_every, progress=progress, on_step=on_step,
-                           engine=engine, group=group, on_checkpoint=on_checkpoint,
+                           engine=engine, process_group=process_group, on_checkpoint=on_checkpoint,
                            checkpoint_every=checkpoint_every, resume=resume,
                            rng=(sampler.rng.getstate, sampler.rng.setstate))
     model.eval()
