@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "mdlib.commands.data",
     "mdlib.commands.system",
     "mdlib.commands.simulate",
+    "mdlib.commands.bench",
 ]
 
 

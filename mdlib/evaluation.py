@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter
-from typing import Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 import torch
 from tqdm.auto import tqdm
@@ -210,7 +210,8 @@ def generate(model: Seq2Seq, params, pairs: Sequence[Pair], vocab: Vocab, profil
 
 def evaluate(model: Seq2Seq, params, test_dialogues: Sequence[dict], vocab: Vocab,
              profile: Profile | str = "quick", *, act_reference: "Sequence[dict] | ActRecogniser | None" = None,
-             device=None, samples: int = 0) -> dict:
+             device=None, samples: int = 0,
+             score: Callable[[list[list[str]], list[Pair]], dict] | None = None) -> dict:
     """Score a generator on test dialogues.
 
     With context input the model writes placeholders for system-slot values; they are
@@ -225,6 +226,9 @@ def evaluate(model: Seq2Seq, params, test_dialogues: Sequence[dict], vocab: Voca
         act_reference: annotated dialogues to build the :class:`ActRecogniser` from, or a
             built recogniser (``None``: ``act_f1`` is ``None``).
         samples: how many (context, generated, reference) examples to include.
+        score: ``score(generated, pairs) -> {metric: value}`` for further metrics of the
+            same generated responses (lexicalised token lists, one per pair), merged into
+            the result (e.g. :func:`mdlib.data.personas.score_outputs`).
 
     Returns:
         ``{"bleu", "entity_f1", "entity_f1_uncopyable", "success_f1", "act_f1", "ppl",
@@ -262,6 +266,8 @@ def evaluate(model: Seq2Seq, params, test_dialogues: Sequence[dict], vocab: Voca
         "n_test": len(pairs),
         "n_dialogues": len(test_dialogues),
     }
+    if score is not None:
+        result.update(score(hyps, pairs))
     if samples:
         result["samples"] = [{"context": detokenise(p.context), "source": " ".join(s),
                               "acts": " ".join(p.act_tokens()), "generated": detokenise(h), "reference": detokenise(r)}

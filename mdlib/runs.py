@@ -6,6 +6,7 @@
 
     {"format": "mdlib-run-v1", "method": "maml", "profile": "quick", "seed": 0,
      "protocol": "domains", "sources": [...], "targets": [...],
+     "personas": null | {...PersonaSplits fields...},
      "model": {...ModelConfig...},
      "corpus": {"path": "/abs/my.jsonl", "sha256": "..."} | null,
      "files": {"checkpoint.pt": "<sha256>", "learner.pt": "<sha256>", ...}}
@@ -33,9 +34,11 @@ MANIFEST = "run.json"
 CHECKPOINT = "checkpoint.pt"
 LEARNER = "learner.pt"
 LEARNER_FORMAT = "mdlib-learner-v1"
-#: How tasks are defined in this run (the only one so far: one task per domain or per
-#: the ``domain`` field of a user corpus).
+#: How tasks are defined in a run: one task per domain or per the ``domain`` field of a
+#: user corpus (``domains``, the default), or one task per system persona (``personas``,
+#: docs/personas.md; the manifest then records the persona splits under ``"personas"``).
 PROTOCOL = "domains"
+PROTOCOLS = ("domains", "personas")
 HOW_TO_TRAIN = "make one with `python -m mdlib train --out DIR`"
 
 
@@ -116,19 +119,24 @@ def corpus_entry(corpus: str | Path | None) -> dict | None:
 
 
 def finish(out: str | Path, *, method: str, profile: str, seed: int, sources: list[str],
-           targets: list[str], model: dict, corpus: dict | None) -> Path:
+           targets: list[str], model: dict, corpus: dict | None, protocol: str = PROTOCOL,
+           personas: dict | None = None) -> Path:
     """Write ``out/run.json`` (call it last, after every other file of the run).
 
     Args:
         model: the model's configuration (``ModelConfig.to_dict()``).
         corpus: :func:`corpus_entry` of the training corpus, taken before training.
+        protocol: one of :data:`PROTOCOLS`; personas: the persona splits
+            (``dataclasses.asdict`` of :class:`mdlib.data.personas.PersonaSplits`) of a
+            ``personas`` run, else ``None``.
 
     Returns:
         The manifest's path.
     """
     out = Path(out)
-    manifest = {"format": FORMAT, "method": method, "profile": profile, "seed": seed, "protocol": PROTOCOL,
-                "sources": list(sources), "targets": list(targets), "model": model, "corpus": corpus,
+    manifest = {"format": FORMAT, "method": method, "profile": profile, "seed": seed, "protocol": protocol,
+                "personas": personas, "sources": list(sources), "targets": list(targets), "model": model,
+                "corpus": corpus,
                 "files": {name: sha256_file(out / name) for name in _run_files(out)}}
     return write_text(out / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
@@ -166,6 +174,12 @@ def read_manifest(folder: str | Path) -> dict:
                       ("sources", list), ("targets", list), ("model", dict), ("files", dict)):
         if not isinstance(man.get(key), kind) or isinstance(man.get(key), bool):
             raise MdlibError(f"{path}: field {key!r}: expected {kind.__name__}, got {man.get(key)!r:.60}")
+    if man["protocol"] not in PROTOCOLS:
+        raise MdlibError(f"{path}: field 'protocol': expected one of {', '.join(PROTOCOLS)}, "
+                         f"got {man['protocol']!r:.40}")
+    if (man["protocol"] == "personas") != isinstance(man.get("personas"), dict):
+        raise MdlibError(f"{path}: field 'personas': expected the persona splits with protocol personas, "
+                         "else null")
     if not all(isinstance(s, str) for s in man["sources"] + man["targets"]):
         raise MdlibError(f"{path}: fields 'sources' and 'targets': expected lists of task names")
     corpus = man.get("corpus")

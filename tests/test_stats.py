@@ -20,8 +20,15 @@ def test_bounded_metric_interval_stays_inside_its_bounds():
     t_mean, t_low, t_high = mean_ci(success)
     assert t_high > 1.0  # the t-interval leaves the range here ...
     iv = interval(success, BOUNDS["success"])
-    assert iv["method"] == "bootstrap" and 0.0 <= iv["low"] <= iv["mean"] <= iv["high"] <= 1.0  # ... this one cannot
-    assert iv["mean"] == pytest.approx(t_mean)
+    assert iv["method"].startswith("t, clipped") and 0.0 <= iv["low"] <= iv["mean"] <= iv["high"] <= 1.0  # ... this one cannot
+    assert iv["mean"] == pytest.approx(t_mean) and iv["low"] == pytest.approx(t_low) and iv["high"] == 1.0
+
+
+def test_bounded_interval_is_not_narrower_than_the_t_interval_inside_the_bounds():
+    # three seeds: a percentile bootstrap would stay within [0.2, 0.6]; the t-interval is honest about n = 3
+    x = [0.2, 0.4, 0.6]
+    iv = interval(x, (0.0, 1.0))
+    assert iv["low"] == 0.0 and iv["high"] == 1.0 or iv["high"] - iv["low"] > 0.4
 
 
 def test_bounded_interval_rejects_values_outside_the_bounds():
@@ -62,5 +69,5 @@ def test_bounded_paired_difference_stays_inside_the_difference_range():
     a = {s: 1.0 for s in range(5)}
     b = {0: 0.0, 1: 0.05, 2: 0.0, 3: 0.1, 4: 0.0}
     d = paired_difference(a, b, BOUNDS["success"])
-    assert d["method"] == "bootstrap" and -1.0 <= d["low"] <= d["high"] <= 1.0
+    assert d["method"].startswith("t, clipped") and -1.0 <= d["low"] <= d["high"] <= 1.0
     assert not math.isnan(d["low"])

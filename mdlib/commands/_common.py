@@ -9,10 +9,11 @@ from pathlib import Path
 from mdlib.errors import MdlibError
 
 from mdlib.errors import lookup
+from mdlib.runs import PROTOCOLS as _PROTOCOL_NAMES
 
 #: The protocols of the generator experiments: ``domains`` (three source domains, three
 #: targets; the default) and ``personas`` (many system personas, docs/personas.md).
-PROTOCOLS = {"domains": "domains", "personas": "personas"}
+PROTOCOLS = {name: name for name in _PROTOCOL_NAMES}
 
 
 def check_protocol(name: str) -> str:

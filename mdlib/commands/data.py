@@ -179,7 +179,7 @@ def _personas(args) -> int:
     if args.out:
         from mdlib.data.corpus import save_corpus
 
-        out = _check_out(args.out)
+        out = output_file(args.out)
         records = [d for role in ("train", "valid", "test") for name in splits.names(role)
                    for part in (("pool", "valid") if role == "train" else ("pool", "test"))
                    for d in splits.dialogues(name, part)]

@@ -8,6 +8,8 @@ Examples::
     python -m mdlib train --method pretrain --corpus my.jsonl --sources a b c --target d --out runs/mine
     python -m mdlib adapt --checkpoint runs/mine --target d --k-shot 3 --out r.json
     python -m mdlib train --method pretrain --input context --out runs/ctx0   # DAML's input (docs/protocol.md)
+    python -m mdlib train --protocol personas --method fomaml --out runs/fo_p0   # docs/personas.md
+    python -m mdlib adapt --checkpoint runs/fo_p0 --target persona-2000 --k-shot 3 --out results/fo_p0.json
 
 Methods: ``pretrain`` (multi-domain supervised training on the sources), ``scratch``
 (a random initialisation; ``adapt`` then trains it on the k target dialogues only),
@@ -25,8 +27,17 @@ With ``--corpus``, tasks come from each dialogue's ``"domain"`` field, split by
 metrics that need annotations the corpus lacks are written as ``null``.
 
 ``train`` writes the run's manifest ``run.json`` last (:mod:`mdlib.runs`); ``adapt``
-verifies the run against it and takes the sources and the corpus from it (``--sources``
-and ``--corpus`` override them, with a warning).
+verifies the run against it and takes the protocol, the sources and the corpus from it
+(``--sources`` and ``--corpus`` override them, with a warning; ``--protocol`` must match).
+
+``--protocol personas`` (docs/personas.md, "Command line"): the tasks are system personas.
+``train`` reads the meta-training personas of the profile's persona splits
+(:func:`mdlib.data.personas.splits_for_profile`): their pools as the train split, their
+validation dialogues as the valid split, with the family's input (acts with values, no
+context); no test dialogue is generated. ``adapt --target persona-N`` adapts on
+:func:`~mdlib.data.personas.persona_kshot` of a held-out persona and scores its test
+dialogues (``--split validation``: a validation persona, for choosing step sizes), adding
+persona accuracy, slot error rate and the oracle ceiling of the same support set.
 """
 
 from __future__ import annotations
@@ -36,10 +47,12 @@ import sys
 from pathlib import Path
 
 from mdlib import runs
-from mdlib.commands._common import check_task_names, nonnegative_int, output_file
+from mdlib.commands._common import check_protocol, check_task_names, nonnegative_int, output_file
 from mdlib.errors import MdlibError
 
 SPLIT_SEED = 0
+#: adapt --split: the persona role it targets (mdlib.data.personas.SEED_BASES).
+SPLITS = {"test": "test", "validation": "valid"}
 CHECKPOINT_EVERY = 50  # meta-steps between two writes of RUN/progress.pt
 
 
@@ -71,6 +84,9 @@ def _add_data_args(p: argparse.ArgumentParser, target_required: bool) -> None:
                    help="the generator's input: the turn's acts with their values, or the context, belief and "
                         "database result as DAML read them (docs/protocol.md; default: the profile's for train, "
                         "the checkpoint's for adapt)")
+    p.add_argument("--protocol", default=None, metavar="PROTOCOL",
+                   help="domains (three source domains, three targets) or personas (system personas, "
+                        "docs/personas.md); default: domains for train, the run's for adapt")
     p.add_argument("--progress", action="store_true", help="show progress bars")
 
 
@@ -109,6 +125,9 @@ def register(subparsers) -> None:
     a.add_argument("--k-shot", type=nonnegative_int, required=True, help="number of target dialogues to adapt on")
     a.add_argument("--out", required=True, help="JSON file to write (not inside the run folder)")
     a.add_argument("--samples", type=nonnegative_int, default=0, help="include this many generated examples")
+    a.add_argument("--split", default="test", metavar="SPLIT",
+                   help="personas: test (a held-out test persona, the default) or validation (a "
+                        "validation persona, to choose step sizes; never tune on test personas)")
     _add_data_args(a, target_required=True)
     a.set_defaults(func=cmd_adapt)
 
@@ -151,12 +170,46 @@ def _count(flag: str, text, low: int) -> int | None:
     return value
 
 
+def _check_persona_flags(args, command: str) -> None:
+    """Refuse the flags that ``--protocol personas`` decides itself (one-line errors)."""
+    if args.corpus is not None:
+        raise MdlibError(f"--protocol personas takes no --corpus {args.corpus}: persona dialogues are generated "
+                         "from persona seeds (docs/personas.md)")
+    if args.sources:
+        raise MdlibError("--protocol personas takes no --sources: the meta-training personas are those of the "
+                         "profile's persona splits (docs/personas.md)")
+    if command == "train" and args.target is not None:
+        raise MdlibError(f"train --protocol personas takes no --target: give the held-out persona to adapt "
+                         f"(`adapt --protocol personas --target {args.target}`)")
+    if args.input not in (None, "acts"):
+        raise MdlibError(f"--input {args.input}: the persona family's input is the turn's acts with values, "
+                         "no context (docs/personas.md)")
+
+
+def _persona_settings(profile_name: str) -> dict:
+    """The tasks of a persona run: the meta-training personas as sources, the validation and
+    test personas as its targets (the personas it may be adapted to, which meta-training
+    refuses among its sources), and the splits that rebuild the data."""
+    import dataclasses
+
+    from mdlib.data.personas import splits_for_profile
+
+    splits = splits_for_profile(profile_name)
+    return {"sources": splits.names("train"), "targets": splits.names("valid") + splits.names("test"),
+            "personas": dataclasses.asdict(splits)}
+
+
+def _protocol_fields(run: dict) -> dict:
+    """``{"protocol", "personas"}`` of a run's settings, for its config and manifest."""
+    return {"protocol": run["protocol"], "personas": run.get("personas")}
+
+
 def _settings(args) -> dict:
     """The run's settings from the command line, or from the run folder with ``--resume``.
 
     Raises:
         MdlibError: bad flags; ``--resume`` of a folder that is not a resumable run, or
-            with a ``--method`` / ``--profile`` (model size) other than the run's.
+            with a ``--method`` / ``--profile`` (model size) / ``--protocol`` other than the run's.
     """
     from mdlib.meta.metatrain import check_engine
     from mdlib.profiles import get_profile
@@ -175,20 +228,37 @@ def _settings(args) -> dict:
         method = args.method or "pretrain"
         if method not in _methods():
             raise MdlibError(f"--method: unknown method {method!r}; known methods: {', '.join(_methods())}")
-        return {"method": method, "profile_name": args.profile or "quick", "seed": args.seed,
-                "sources": _sources(args), "targets": [args.target] if args.target else [],
-                "corpus": str(args.corpus) if args.corpus else None, "meta_batch": meta_batch,
-                "meta_steps": meta_steps, "checkpoint_every": every, "out": str(args.out), "resume": None,
-                "input": getattr(args, "input", None)}
+        protocol = check_protocol(args.protocol or "domains")
+        run = {"method": method, "profile_name": args.profile or "quick", "seed": args.seed,
+               "sources": _sources(args), "targets": [args.target] if args.target else [],
+               "corpus": str(args.corpus) if args.corpus else None, "meta_batch": meta_batch,
+               "meta_steps": meta_steps, "checkpoint_every": every, "out": str(args.out), "resume": None,
+               "input": getattr(args, "input", None), "protocol": protocol, "personas": None}
+        if protocol == "personas":
+            _check_persona_flags(args, "train")
+            if method == "reweight":  # its corruption draws values and responses per domain
+                raise MdlibError("--method reweight corrupts responses with values of their domain; it is for "
+                                 "--protocol domains")
+            run.update(_persona_settings(run["profile_name"]))
+        return run
     from mdlib.meta.progress import load_progress
 
     blob = load_progress(args.resume)
     saved = dict(blob["settings"])
-    for flag, key in (("method", "method"), ("profile", "profile_name")):
+    saved.setdefault("protocol", "domains")  # progress written before protocols existed
+    if args.protocol is not None:
+        check_protocol(args.protocol)
+    for flag, key in (("method", "method"), ("profile", "profile_name"), ("protocol", "protocol")):
         given = getattr(args, flag)
         if given is not None and given != saved[key]:
             raise MdlibError(f"--resume {args.resume}: the run was made with --{flag} {saved[key]}, not {given}")
     profile = get_profile(saved["profile_name"])
+    if saved.get("input"):
+        profile = profile.replace(input=saved["input"])
+    if saved["protocol"] == "personas":  # the family's own input settings
+        from mdlib.data.personas import persona_profile
+
+        profile = persona_profile(profile)
     if profile.model_config() != saved["model_config"]:
         raise MdlibError(f"--resume {args.resume}: the run's model size {saved['model_config']} differs from "
                          f"profile {profile.name}'s {profile.model_config()}")
@@ -225,9 +295,16 @@ def cmd_train(args) -> int:
         from mdlib.data.corruption import check_rate
 
         check_rate(args.corrupt)
-    args.corpus = Path(run["corpus"]) if run["corpus"] else None
-    args.sources, args.target = sources, (targets[0] if targets else None)
-    data = _data(args, sources, targets)
+    if run["protocol"] == "personas":
+        from mdlib.data.personas import persona_profile, splits_from_dict, training_data
+
+        profile = persona_profile(profile)
+        args.corpus = None
+        data = training_data(splits_from_dict(run["personas"]))  # no test dialogue of any persona
+    else:
+        args.corpus = Path(run["corpus"]) if run["corpus"] else None
+        args.sources, args.target = sources, (targets[0] if targets else None)
+        data = _data(args, sources, targets)
     corpus = runs.corpus_entry(args.corpus)  # hashed before training: what was loaded
     meta = method in _meta_methods()
     device = resolve_device(args.device)
@@ -247,9 +324,9 @@ def cmd_train(args) -> int:
             group.close()
     if writes:
         runs.finish(out, method=method, profile=profile.name, seed=run["seed"], sources=sources,
-                    targets=targets, model=model.config.to_dict(), corpus=corpus)
+                    targets=targets, model=model.config.to_dict(), corpus=corpus, **_protocol_fields(run))
         last = curve[-1] if curve else {}
-        print(f"wrote {out} (method {method}, profile {profile.name}, seed {run['seed']}"
+        print(f"wrote {out} (method {method}, protocol {run['protocol']}, profile {profile.name}, seed {run['seed']}"
               + (f", final {', '.join(f'{k}={v:.3f}' for k, v in last.items() if isinstance(v, float))}"
                  if last else "") + ")")
     return 0
@@ -267,7 +344,7 @@ def _train(args, run, profile, sources, targets, data, device, group, writes):
     method, out, seed = run["method"], Path(run["out"]), run["seed"]
     config = {"method": method, "profile_name": profile.name, "sources": sources, "targets": targets,
               "corpus": run["corpus"], "data": data_signature(data), "seed": seed,
-              "inputs": profile.input_settings()}
+              "inputs": profile.input_settings(), **_protocol_fields(run)}
     if method in _meta_methods():
         config.update(meta_batch=profile.meta_batch, meta_steps=profile.meta_steps)
     if method == "pretrain":
@@ -276,7 +353,7 @@ def _train(args, run, profile, sources, targets, data, device, group, writes):
         save_run(out, model, vocab, config, info["curve"])
         return model, info["curve"]
     if method == "reweight":  # learned example weights (Ren et al. 2018), notebook 05
-        return _train_reweight(args, profile, sources, data, device)
+        return _train_reweight(args, profile, sources, data, device, _protocol_fields(run))
     vocab = protocol_vocab(profile, sources, data)
     model = new_model(vocab, profile, seed, device)
     curve: list[dict] = []
@@ -294,7 +371,8 @@ def _train(args, run, profile, sources, targets, data, device, group, writes):
         tasks = {s: split_of(data, s, "train")[: profile.n_train] for s in sources}
         valid = {s: split_of(data, s, "valid")[: profile.n_valid] for s in sources}
         settings = {k: run[k] for k in ("method", "profile_name", "seed", "sources", "targets", "corpus",
-                                        "meta_batch", "meta_steps", "checkpoint_every", "input")
+                                        "meta_batch", "meta_steps", "checkpoint_every", "input",
+                                        "protocol", "personas")
                     if k in run}
         settings.update(meta_batch=profile.meta_batch, meta_steps=profile.meta_steps,
                         model_config=profile.model_config())
@@ -316,7 +394,7 @@ def _train(args, run, profile, sources, targets, data, device, group, writes):
     return model, curve
 
 
-def _train_reweight(args, profile, sources, data, device):
+def _train_reweight(args, profile, sources, data, device, protocol: dict):
     """Supervised training on the sources with learned example weights; returns ``(model, curve)``."""
     import math
 
@@ -339,7 +417,7 @@ def _train_reweight(args, profile, sources, data, device):
     config = {"method": "reweight", "profile_name": profile.name, "sources": sources, "corrupt": rate,
               "mean_weight": out["mean_weight"], "seed": args.seed,
               "corpus": str(args.corpus) if args.corpus else None,
-              "inputs": profile.input_settings()}
+              "inputs": profile.input_settings(), **protocol}
     save_run(args.out, model, vocab, config, curve)
     return model, curve
 
@@ -385,24 +463,56 @@ def _run_inputs(args, man: dict | None, run: Path) -> tuple[list[str], Path | No
     return sources, args.corpus
 
 
-def cmd_adapt(args) -> int:
-    from mdlib.checkpoint import load_checkpoint
-    from mdlib.evaluation import adapt, evaluate, sample_kshot, split_of
-    from mdlib.profiles import get_profile
-    from mdlib.report import save_json
-    from mdlib.seeding import default_device, seed_everything
+def _run_protocol(args, man: dict | None, config: dict) -> str:
+    """The run's protocol (from its manifest, else its config); a different ``--protocol`` is an error."""
+    trained = (man or config).get("protocol", "domains")
+    if args.protocol is not None and check_protocol(args.protocol) != trained:
+        raise MdlibError(f"--protocol {args.protocol}: {args.checkpoint} was trained with --protocol {trained}")
+    return trained
 
-    out = output_file(args.out)
-    run = args.checkpoint if args.checkpoint.is_dir() else args.checkpoint.parent
-    # A run folder must verify against its manifest; a bare checkpoint file is checked on its own.
-    man = runs.load_run(run) if args.checkpoint.is_dir() or (run / runs.MANIFEST).exists() else None
-    sources, corpus = _run_inputs(args, man, run)
-    device = default_device()
-    model, vocab, config, _ = load_checkpoint(args.checkpoint, device=device)
+
+def _adapt_profile(args, config: dict):
+    """The adaptation profile: ``--profile`` (default the run's) with the run's input settings."""
+    from mdlib.profiles import get_profile
+
     profile = get_profile(args.profile or config.get("profile_name", "quick"))
     profile = profile.with_inputs(config.get("inputs") or {})
     if args.input and args.input != profile.input:
         raise MdlibError(f"--input {args.input}: {args.checkpoint} was trained with input {profile.input!r}")
+    return profile
+
+
+def _write_result(result: dict, out: Path, keys: tuple[str, ...]) -> int:
+    """Write ``result`` as JSON and print one line with ``keys``."""
+    from mdlib.report import save_json
+
+    save_json(result, out)
+    shown = ", ".join(f"{k}={result[k]:.3f}" if isinstance(result[k], float) else f"{k}={result[k]}"
+                      for k in keys)
+    print(f"wrote {out}: {result['method']} on {result['target']}, k={result['k']}, seed {result['seed']}: {shown}")
+    return 0
+
+
+def cmd_adapt(args) -> int:
+    from mdlib.checkpoint import load_checkpoint
+    from mdlib.evaluation import adapt, evaluate, sample_kshot, split_of
+    from mdlib.seeding import default_device, seed_everything
+
+    out = output_file(args.out)
+    if args.split not in SPLITS:
+        raise MdlibError(f"--split: unknown split {args.split!r}; known splits: {', '.join(SPLITS)}")
+    run = args.checkpoint if args.checkpoint.is_dir() else args.checkpoint.parent
+    # A run folder must verify against its manifest; a bare checkpoint file is checked on its own.
+    man = runs.load_run(run) if args.checkpoint.is_dir() or (run / runs.MANIFEST).exists() else None
+    device = default_device()
+    model, vocab, config, _ = load_checkpoint(args.checkpoint, device=device)
+    if _run_protocol(args, man, config) == "personas":
+        return _adapt_personas(args, out, run, man, model, vocab, config, device)
+    if args.split != "test":
+        raise MdlibError(f"--split {args.split}: validation targets are for --protocol personas; the domain "
+                         "protocol's step sizes come from the profile")
+    sources, corpus = _run_inputs(args, man, run)
+    profile = _adapt_profile(args, config)
     if args.target in sources:
         raise MdlibError(f"--target {args.target} is one of the checkpoint's sources ({', '.join(sources)})")
     data = _data(args, sources, [args.target], corpus)
@@ -415,10 +525,44 @@ def cmd_adapt(args) -> int:
     test = split_of(data, args.target, "test")[: profile.n_test]
     ref = split_of(data, args.target, "train")[:200]
     result = evaluate(model, params, test, vocab, profile, act_reference=ref, device=device, samples=args.samples)
-    result.update(method=method, k=args.k_shot, seed=args.seed, target=args.target, profile=profile.name,
-                  checkpoint=str(args.checkpoint), adapt_steps=steps if shots else 0)
-    save_json(result, out)
-    shown = ", ".join(f"{k}={result[k]:.3f}" if isinstance(result[k], float) else f"{k}={result[k]}"
-                      for k in ("bleu", "entity_f1", "entity_f1_uncopyable", "success_f1", "ppl"))
-    print(f"wrote {out}: {method} on {args.target}, k={args.k_shot}, seed {args.seed}: {shown}")
-    return 0
+    result.update(method=method, protocol="domains", k=args.k_shot, seed=args.seed, target=args.target,
+                  profile=profile.name, checkpoint=str(args.checkpoint), adapt_steps=steps if shots else 0)
+    return _write_result(result, out, ("bleu", "entity_f1", "entity_f1_uncopyable", "success_f1", "ppl"))
+
+
+def _adapt_personas(args, out: Path, run: Path, man: dict | None, model, vocab, config: dict, device) -> int:
+    """``adapt --protocol personas``: k support dialogues of a held-out persona, its test dialogues scored.
+
+    Every check (flags, the persona, k) comes before any work; the result adds to
+    :func:`~mdlib.evaluation.evaluate`'s metrics ``persona_acc`` and ``ser``
+    (:func:`~mdlib.data.personas.score_outputs`) and the oracle ceiling of the same support
+    set (``oracle_prior``, ``oracle_factors``: :func:`~mdlib.data.personas.oracle_accuracy`).
+    """
+    from mdlib.data.personas import (get_held_out, oracle_accuracy, persona_kshot, phrasing_prior, score_outputs,
+                                     splits_from_dict)
+    from mdlib.evaluation import adapt, evaluate
+    from mdlib.seeding import seed_everything
+
+    _check_persona_flags(args, "adapt")
+    fields = (man or {}).get("personas") or config.get("personas")
+    if fields is None:
+        raise MdlibError(f"{args.checkpoint}: a persona run without its persona splits; train it again")
+    splits = splits_from_dict(fields)
+    roles = (SPLITS[args.split],)
+    persona = get_held_out(args.target, splits, roles)
+    shots = persona_kshot(args.target, args.k_shot, args.seed, splits, roles)
+    profile = _adapt_profile(args, config)
+    seed_everything(args.seed)
+    method = man["method"] if man else config.get("method", "pretrain")
+    lr, steps, trainable = _adapt_settings(method, run, model, profile)
+    params = adapt(model, None, shots, profile, args.seed, vocab=vocab, lr=lr, steps=steps,
+                   trainable=trainable, device=device)
+    test = splits.dialogues(args.target, "test")  # all of them: the splits fix how many
+    result = evaluate(model, params, test, vocab, profile, act_reference=splits.dialogues(args.target, "pool"),
+                      device=device, samples=args.samples, score=score_outputs)
+    prior = phrasing_prior(splits.names("train"))
+    result.update({f"oracle_{g}": oracle_accuracy(persona, shots, test, prior, g) for g in ("prior", "factors")})
+    result.update(method=method, protocol="personas", split=args.split, k=args.k_shot, seed=args.seed,
+                  target=args.target, profile=profile.name, checkpoint=str(args.checkpoint),
+                  adapt_steps=steps if shots else 0)
+    return _write_result(result, out, ("persona_acc", "oracle_prior", "oracle_factors", "ser", "bleu", "ppl"))

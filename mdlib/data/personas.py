@@ -263,16 +263,19 @@ class PersonaSplits:
         :class:`mdlib.data.splits.EpisodeSampler` (support and query drawn from the pool)."""
         return {name: self.dialogues(name, "pool") for name in self.names(role)}
 
-    def data(self) -> dict[str, dict[str, list[dict]]]:
+    def data(self, test: bool = True) -> dict[str, dict[str, list[dict]]]:
         """The layout :mod:`mdlib.evaluation` reads (``data=``): ``{"train": {persona: pool}
         for every persona, "valid": {meta-training persona: its valid dialogues},
-        "test": {validation or test persona: its test dialogues}}``."""
+        "test": {validation or test persona: its test dialogues}}`` (``test=False``: an
+        empty ``"test"``, no test dialogue generated)."""
         out: dict[str, dict[str, list[dict]]] = {"train": {}, "valid": {}, "test": {}}
         for role in SEED_BASES:
             for name in self.names(role):
                 out["train"][name] = self.dialogues(name, "pool")
-                out["valid" if role == "train" else "test"][name] = \
-                    self.dialogues(name, "valid" if role == "train" else "test")
+                if role == "train":
+                    out["valid"][name] = self.dialogues(name, "valid")
+                elif test:
+                    out["test"][name] = self.dialogues(name, "test")
         return out
 
 
@@ -298,6 +301,41 @@ def _dialogues(seed: int, part: str, n: int, spec: str) -> list[dict]:
 
 
 DEFAULT_SPLITS = PersonaSplits()
+#: The splits ``train --protocol personas`` uses per profile (default: :data:`DEFAULT_SPLITS`).
+#: The smoke profile (tests) uses few, short personas; its held-out personas are the first
+#: ones of the default list (seeds start at SEED_BASES["test"] in every split).
+PROFILE_SPLITS = {"smoke": PersonaSplits(n_train=8, n_valid=2, n_test=4, pool=4, valid_dialogues=2,
+                                         test_dialogues=3)}
+
+
+def splits_for_profile(name: str) -> PersonaSplits:
+    """The persona splits of the profile called ``name`` (:data:`PROFILE_SPLITS`)."""
+    return PROFILE_SPLITS.get(name, DEFAULT_SPLITS)
+
+
+def splits_from_dict(fields: Mapping) -> PersonaSplits:
+    """The :class:`PersonaSplits` a run recorded (``dataclasses.asdict`` of it).
+
+    Raises:
+        MdlibError: not a dict of PersonaSplits fields.
+    """
+    import dataclasses
+
+    known = {f.name for f in dataclasses.fields(PersonaSplits)}
+    if not isinstance(fields, Mapping) or set(fields) != known:
+        raise MdlibError(f"persona splits: expected the fields {', '.join(sorted(known))}, got {fields!r:.80}")
+    return PersonaSplits(**fields)
+
+
+def training_data(splits: PersonaSplits) -> dict[str, dict[str, list[dict]]]:
+    """What ``train --protocol personas`` may read: :meth:`PersonaSplits.data` without its
+    ``"test"`` part, so no test dialogue of any persona reaches training.
+
+    ``"train"`` still holds the pools of the validation and test personas: like the target
+    pools of the domain protocol they only add words to the vocabulary
+    (:func:`mdlib.evaluation.protocol_vocab`); training reads the meta-training personas only.
+    """
+    return splits.data(test=False)
 
 
 def held_out_personas(splits: PersonaSplits = DEFAULT_SPLITS) -> list[str]:

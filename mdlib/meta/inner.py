@@ -2,7 +2,8 @@
 
 Every adaptation in mdlib goes through :func:`inner_loop`: MAML, first-order MAML,
 Reptile, Meta-SGD, per-layer per-step step sizes (LSLR), ANIL, and plain fine-tuning
-of a pretrained model at evaluation time. Parameters are a dict ``name -> Tensor``
+of a pretrained model at evaluation time; the task-batched meta-step
+(:mod:`mdlib.meta.batched`) runs it under ``torch.func.vmap`` with ``functional=True``. Parameters are a dict ``name -> Tensor``
 (``dict(model.named_parameters())``); the loop never updates a tensor in place, it
 builds a new dict per step::
 
@@ -99,6 +100,16 @@ def _batch_at(batches: Sequence[Any] | Callable[[int], Any], step: int) -> Any:
     return batches[step % len(batches)]
 
 
+def _func_grads(loss_fn: LossFn, current: Params, names: list[str], batch: Any) -> tuple[list, torch.Tensor]:
+    """``torch.func.grad`` of the support loss w.r.t. ``names``: (gradients in that order, the loss)."""
+    def loss_of(sub: Params) -> tuple[torch.Tensor, torch.Tensor]:
+        loss = loss_fn({**current, **sub}, batch)
+        return loss, loss
+
+    grads, loss = torch.func.grad(loss_of, has_aux=True)({n: current[n] for n in names})
+    return [grads[n] for n in names], loss
+
+
 def inner_loop(
     loss_fn: LossFn,
     params: Mapping[str, torch.Tensor],
@@ -109,6 +120,7 @@ def inner_loop(
     create_graph: bool = False,
     trainable: Iterable[str] | None = None,
     on_step: Callable[[int, Params], None] | None = None,
+    functional: bool = False,
 ) -> tuple[Params, list[float]]:
     """Adapt ``params`` with ``steps`` functional gradient-descent steps.
 
@@ -127,10 +139,17 @@ def inner_loop(
         on_step: optional ``on_step(t, params_after_step_t)`` called after each step
             ``t = 1..steps`` (curves over inner steps in one pass; per-step losses of
             MAML++'s multi-step loss).
+        functional: take the inner gradients with ``torch.func.grad`` instead of
+            ``torch.autograd.grad``, so that the loop runs under ``torch.func.vmap`` (the
+            task-batched meta-step, :mod:`mdlib.meta.batched`). The gradient is then
+            always part of the outer graph (detached when ``create_graph`` is False, as
+            above); the losses come back as detached Tensors () and the NaN checks are
+            left to the caller (under vmap a value cannot steer Python control flow).
 
     Returns:
         ``(adapted_params, losses)``: a new dict with every name of ``params``, and the
-        support loss (a float) *before* each of the ``steps`` updates.
+        support loss (a float; a Tensor () when ``functional``) *before* each of the
+        ``steps`` updates.
 
     Raises:
         MdlibError: ``steps < 0``, empty ``batches``, an unknown name in ``trainable``
@@ -156,23 +175,33 @@ def inner_loop(
         return current, []
     # Parameters that do not require grad (plain tensors, evaluation) become leaves that do.
     for n in train_names:
-        if not current[n].requires_grad:
+        if not (functional or current[n].requires_grad):
             current[n] = current[n].detach().requires_grad_(True)
-    losses: list[float] = []
+    losses: list = []
     for t in range(steps):
+        batch = _batch_at(batches, t)
         with second_order_guard(create_graph, current):
-            loss = loss_fn(current, _batch_at(batches, t))
+            if functional:
+                # First order: the inner gradient is a constant, so compute it off the outer graph.
+                point = current if create_graph else {n: v.detach() for n, v in current.items()}
+                grads, loss = _func_grads(loss_fn, point, train_names, batch)
+            else:
+                loss = loss_fn(current, batch)
         if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
             raise MdlibError("inner_loop: loss_fn must return a scalar tensor")
-        check_finite(loss, f"inner loop step {t}: the support loss")
-        losses.append(float(loss.detach()))
-        grads = torch.autograd.grad(loss, [current[n] for n in train_names],
-                                    create_graph=create_graph, allow_unused=True)
+        if functional:
+            losses.append(loss.detach())
+        else:
+            check_finite(loss, f"inner loop step {t}: the support loss")
+            losses.append(float(loss.detach()))
+            grads = torch.autograd.grad(loss, [current[n] for n in train_names],
+                                        create_graph=create_graph, allow_unused=True)
         new = dict(current)
         for n, g in zip(train_names, grads):
             if g is None:  # parameter not used by this batch: unchanged
                 continue
-            check_finite(g, f"inner loop step {t}: the gradient of {n!r}")
+            if not functional:
+                check_finite(g, f"inner loop step {t}: the gradient of {n!r}")
             if not create_graph:
                 g = g.detach()
             new[n] = current[n] - resolve_lr(lr, t, n) * g

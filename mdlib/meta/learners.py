@@ -24,12 +24,14 @@ generators (supervised batches) and dialogue policies (:mod:`mdlib.dm.metarl`, o
 episodes and the REINFORCE surrogate as ``loss_fn``).
 
 A meta-batch is a list of :class:`TaskBatches`; :func:`meta_gradient` loops over the tasks
-one at a time and averages.
+one at a time and averages (``engine="loop"``, the reference), or runs them together
+through ``torch.func.vmap`` (``engine="batched"``, :mod:`mdlib.meta.batched`).
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Iterable, Mapping, Sequence
 
 import torch
@@ -39,7 +41,7 @@ from mdlib.meta.base import LEARNERS, MetaLearner, OnPolicy, TaskBatches, learne
 from mdlib.meta.inner import LR, LossFn, check_finite
 
 __all__ = ["TaskBatches", "OnPolicy", "MetaLearner", "MAML", "FOMAML", "Reptile", "MetaSGD", "ANIL",
-           "Multitask", "LSLR", "LEARNERS", "METHODS", "register", "make_learner", "meta_gradient", "mean_loss"]
+           "Multitask", "LSLR", "LEARNERS", "METHODS", "register", "ENGINES", "make_learner", "meta_gradient", "mean_loss"]
 
 
 def _project(tensors: Iterable[torch.Tensor], lo: float, hi: float, who: str) -> int:
@@ -186,19 +188,37 @@ def make_learner(method: str, params: Mapping[str, torch.Tensor], inner_steps: i
     return learner_class(method).build(params, inner_steps, inner_lr, head=head, **kw)
 
 
+ENGINES = ("loop", "batched")
+
+
 def meta_gradient(learner: MetaLearner, loss_fn: LossFn, params: Mapping[str, torch.Tensor],
-                  tasks: Sequence[TaskBatches]) -> tuple[dict[str, torch.Tensor], list[dict]]:
-    """Average of the tasks' meta-gradients (one task at a time, to bound memory).
+                  tasks: Sequence[TaskBatches], engine: str = "loop") -> tuple[dict[str, torch.Tensor], list[dict]]:
+    """Average of the tasks' meta-gradients.
+
+    Args:
+        engine: ``"loop"`` (one task at a time: the reference, least memory) or
+            ``"batched"`` (all tasks in one ``torch.func.vmap``, :mod:`mdlib.meta.batched`;
+            a learner it cannot vmap, e.g. LSLR, runs the loop with a warning saying why).
 
     Returns:
         ``(grads, stats)``: ``grads`` over ``params`` and ``learner.meta_parameters()``;
         one stats dict per task (``task``, ``support_loss``, ``query_loss``).
 
     Raises:
-        MdlibError: an empty meta-batch, or a NaN/inf meta-gradient (naming the task).
+        MdlibError: an unknown engine, an empty meta-batch, or a NaN/inf meta-gradient
+            (naming the task).
     """
+    if engine not in ENGINES:
+        raise MdlibError(f"unknown engine {engine!r}; expected one of {', '.join(ENGINES)}")
     if not tasks:
         raise MdlibError("meta_gradient: the meta-batch has no tasks")
+    if engine == "batched":
+        from mdlib.meta.batched import batched_meta_gradient, unsupported
+
+        reason = unsupported(learner)
+        if reason is None:
+            return batched_meta_gradient(learner, loss_fn, dict(params), tasks)
+        warnings.warn(f"engine='batched': {reason}; using the per-task loop", stacklevel=2)
     total: dict[str, torch.Tensor] | None = None
     stats = []
     for task in tasks:

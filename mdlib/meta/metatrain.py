@@ -36,13 +36,12 @@ from tqdm.auto import tqdm
 
 from mdlib.errors import MdlibError
 from mdlib.meta import progress as prog
-from mdlib.meta.learners import MetaLearner, TaskBatches, make_learner, mean_loss, meta_gradient
+# ENGINES: how a meta-batch's gradient is computed (one task at a time, or task-batched through vmap)
+from mdlib.meta.learners import ENGINES, MetaLearner, TaskBatches, make_learner, mean_loss, meta_gradient
 
 __all__ = ["MetaHistory", "meta_train_loop", "meta_train", "check_meta_tasks", "validation_loss",
            "ENGINES", "OUTER_OPTIMIZERS"]
 
-#: How a meta-batch's gradient is computed: one task at a time, or task-batched (vmap).
-ENGINES = ("loop", "batched")
 #: The outer optimisers: Adam, or plain SGD (Reptile's interpolation step).
 OUTER_OPTIMIZERS = ("adam", "sgd")
 
@@ -169,8 +168,7 @@ def meta_train_loop(
             hist.best_step = step
 
     def gradient(tasks: Sequence[TaskBatches]):
-        if engine == "loop":  # the reference; the batched engine takes the same tasks at once
-            return meta_gradient(learner, loss_fn, params, tasks)
+        # "loop" is the reference; "batched" takes the same tasks at once through vmap
         return meta_gradient(learner, loss_fn, params, tasks, engine=engine)
 
     if resume is None:

@@ -24,6 +24,10 @@ from mdlib.data.text import Vocab
 from mdlib.errors import MdlibError
 
 
+# The Batch fields that hold one row per example.
+ROW_FIELDS = ("src", "src_ext", "src_mask", "tgt_in", "tgt_out", "tgt_mask")
+
+
 @dataclass
 class Batch:
     """A padded mini-batch (pad id 0 everywhere).
@@ -39,6 +43,12 @@ class Batch:
         n_oov: ``max(len(o) for o in oovs)``, the width of the extension.
         responses: the reference response tokens (for BLEU and entity F1).
         pairs: the pairs the batch was built from.
+        live_src, live_tgt, tgt_order: set only by the task-batched engine
+            (:func:`mdlib.meta.batched.stack_batches`), whose rows are sorted by source
+            length: ``live_src[t]`` leading rows can hold a real token at source position
+            ``t``; ``tgt_order`` (batch,) reorders the rows by target length for the
+            decoder, after which ``live_tgt[t]`` leading rows can hold a real target at
+            ``t``. The model's recurrences then skip the rows that are padding at a step.
     """
 
     src: torch.Tensor
@@ -51,6 +61,9 @@ class Batch:
     n_oov: int
     responses: list[list[str]]
     pairs: list[Pair]
+    live_src: tuple[int, ...] | None = None
+    live_tgt: tuple[int, ...] | None = None
+    tgt_order: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.src.shape[0])
@@ -59,6 +72,33 @@ class Batch:
         """A copy with every tensor on ``device``."""
         kw = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in self.__dict__.items()}
         return Batch(**kw)
+
+
+def pad_batch(batch: Batch, rows: int, src_len: int, tgt_len: int) -> Batch:
+    """``batch`` padded to ``rows`` examples, ``src_len`` source and ``tgt_len`` target tokens.
+
+    Every added position and row is padding (id 0, masks False), so the loss (mean NLL
+    over real target tokens) does not change; the task-batched meta-step
+    (:mod:`mdlib.meta.batched`) pads the batches of a meta-batch's tasks to one shape
+    with it. A padded batch carries no ``oovs``, ``responses`` or ``pairs`` for the added rows.
+
+    Raises:
+        MdlibError: a target shape smaller than the batch's.
+    """
+    B, S = batch.src.shape
+    T = batch.tgt_in.shape[1]
+    if rows < B or src_len < S or tgt_len < T:
+        raise MdlibError(f"pad_batch: cannot pad a ({B}, {S}, {T}) batch to ({rows}, {src_len}, {tgt_len})")
+
+    def pad(x: torch.Tensor, width: int) -> torch.Tensor:
+        out = x.new_zeros((rows, width))
+        out[:B, : x.shape[1]] = x
+        return out
+
+    return Batch(src=pad(batch.src, src_len), src_ext=pad(batch.src_ext, src_len),
+                 src_mask=pad(batch.src_mask, src_len), tgt_in=pad(batch.tgt_in, tgt_len),
+                 tgt_out=pad(batch.tgt_out, tgt_len), tgt_mask=pad(batch.tgt_mask, tgt_len),
+                 oovs=batch.oovs, n_oov=batch.n_oov, responses=batch.responses, pairs=batch.pairs)
 
 
 def collate(pairs: Sequence[Pair], vocab: Vocab, *, use_acts: bool = True,

@@ -21,19 +21,26 @@ The model is *functional*: ``torch.func.functional_call(model, params, (batch,))
 parameter in place, and meta-learners differentiate through adaptation. On a GPU,
 second-order MAML needs cuDNN off for the GRU (no double backward in cuDNN): wrap the
 forward in :meth:`Seq2Seq.second_order` (or :func:`mdlib.meta.inner.second_order_guard`).
+
+Two paths compute the same loss from the same parameters: ``nn.GRU`` (default: fused
+kernels, packed sequences) and, inside :func:`mdlib.models.recurrence.unrolled`, the GRU
+written as plain tensor ops plus a loss that builds only the targets' probabilities
+(:meth:`Seq2Seq._target_logp`), which ``torch.func.vmap`` goes through: the task-batched
+meta-step (:mod:`mdlib.meta.batched`) uses it. Decoding always takes the default path.
 """
 
 from __future__ import annotations
 
 import contextlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from mdlib.models.batching import Batch
+from mdlib.models.batching import ROW_FIELDS, Batch
+from mdlib.models.recurrence import gru, is_unrolled
 
 
 @dataclass(frozen=True)
@@ -99,23 +106,61 @@ class Seq2Seq(nn.Module):
     def _drop(self, x: torch.Tensor) -> torch.Tensor:
         return F.dropout(x, self.config.dropout, self.training) if self.config.dropout else x
 
-    def encode(self, src: torch.Tensor, src_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def encode(self, src: torch.Tensor, src_mask: torch.Tensor,
+               live: tuple[int, ...] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Encode the source.
 
         Args:
             src: LongTensor (B, S) vocabulary ids.
             src_mask: BoolTensor (B, S), True at real tokens (at least one per row).
+            live: rows that can be real per position (``Batch.live_src``; unrolled path only).
 
         Returns:
             ``enc`` FloatTensor (B, S, H) (zeros at padding) and ``h0`` FloatTensor (1, B, H).
         """
         emb = self._drop(self.embed(src))
+        if is_unrolled():
+            g = self.encoder
+            zeros = emb.new_zeros(src.shape[0], self.config.hidden // 2)
+            fwd, h_f = gru(emb, g.weight_ih_l0, g.weight_hh_l0, g.bias_ih_l0, g.bias_hh_l0, zeros, src_mask,
+                           live=live)
+            bwd, h_b = gru(emb, g.weight_ih_l0_reverse, g.weight_hh_l0_reverse, g.bias_ih_l0_reverse,
+                           g.bias_hh_l0_reverse, zeros, src_mask, reverse=True, live=live)
+            h0 = torch.tanh(self.bridge(torch.cat([h_f, h_b], dim=-1))).unsqueeze(0)
+            return torch.cat([fwd, bwd], dim=-1), h0
         lengths = src_mask.sum(1).clamp(min=1).cpu()
         packed = pack_padded_sequence(emb, lengths, batch_first=True, enforce_sorted=False)
         out, h_n = self.encoder(packed)
         enc, _ = pad_packed_sequence(out, batch_first=True, total_length=src.shape[1])
         h0 = torch.tanh(self.bridge(torch.cat([h_n[0], h_n[1]], dim=-1))).unsqueeze(0)
         return enc, h0
+
+    def _step_features(self, tgt_in: torch.Tensor, h: torch.Tensor, enc: torch.Tensor, src_mask: torch.Tensor,
+                       live: tuple[int, ...] | None = None):
+        """Decoder GRU, attention and output layer: everything before the output distribution.
+
+        ``live``: rows that can be real per target position (``Batch.live_tgt``; unrolled path only).
+
+        Returns:
+            ``(logits (B,T,V), g (B,T,1) copy gate or None, attn (B,T,S), h_new (1,B,H))``.
+        """
+        V = self.config.vocab_size
+        tgt_in = tgt_in.masked_fill(tgt_in >= V, 1)  # <unk> = 1
+        emb = self._drop(self.embed(tgt_in))
+        if is_unrolled():
+            d = self.decoder
+            dec, h_last = gru(emb, d.weight_ih_l0, d.weight_hh_l0, d.bias_ih_l0, d.bias_hh_l0, h[0], live=live)
+            h_new = h_last.unsqueeze(0)
+        else:
+            dec, h_new = self.decoder(emb, h)
+        dec = self._drop(dec)
+        scores = torch.bmm(dec, self.attn(enc).transpose(1, 2))
+        scores = scores.masked_fill(~src_mask.unsqueeze(1), -1e9)
+        attn = torch.softmax(scores, dim=-1)
+        ctx = torch.bmm(attn, enc)
+        logits = self.out(torch.tanh(self.combine(torch.cat([dec, ctx], dim=-1))))
+        g = None if self.gate is None else torch.sigmoid(self.gate(torch.cat([dec, ctx, emb], dim=-1)))
+        return logits, g, attn, h_new
 
     def decode(self, tgt_in: torch.Tensor, h: torch.Tensor, enc: torch.Tensor, src_mask: torch.Tensor,
                src_ext: torch.Tensor, n_oov: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -130,22 +175,12 @@ class Seq2Seq(nn.Module):
         Returns:
             ``logp`` FloatTensor (B, T, V + n_oov), the new state (1, B, H), and the attention (B, T, S).
         """
-        V = self.config.vocab_size
-        tgt_in = tgt_in.masked_fill(tgt_in >= V, 1)  # <unk> = 1
-        emb = self._drop(self.embed(tgt_in))
-        dec, h_new = self.decoder(emb, h)
-        dec = self._drop(dec)
-        scores = torch.bmm(dec, self.attn(enc).transpose(1, 2))
-        scores = scores.masked_fill(~src_mask.unsqueeze(1), -1e9)
-        attn = torch.softmax(scores, dim=-1)
-        ctx = torch.bmm(attn, enc)
-        logits = self.out(torch.tanh(self.combine(torch.cat([dec, ctx], dim=-1))))
-        if self.gate is None:
+        logits, g, attn, h_new = self._step_features(tgt_in, h, enc, src_mask)
+        if g is None:
             logp = torch.log_softmax(logits, dim=-1)
             if n_oov:
                 logp = torch.cat([logp, logp.new_full((*logp.shape[:2], n_oov), -1e9)], dim=-1)
             return logp, h_new, attn
-        g = torch.sigmoid(self.gate(torch.cat([dec, ctx, emb], dim=-1)))
         p_vocab = g * torch.softmax(logits, dim=-1)
         if n_oov:
             p_vocab = torch.cat([p_vocab, p_vocab.new_zeros((*p_vocab.shape[:2], n_oov))], dim=-1)
@@ -153,8 +188,44 @@ class Seq2Seq(nn.Module):
         p = p_vocab.scatter_add(2, index, (1 - g) * attn)
         return torch.log(p.clamp_min(1e-12)), h_new, attn
 
+    def _target_logp(self, batch: Batch, h0: torch.Tensor, enc: torch.Tensor) -> torch.Tensor:
+        """``log p(tgt_out)`` of :meth:`decode` without building the (B, T, V + n_oov) distribution.
+
+        Only the targets' probabilities are needed for the loss:
+        ``p[y] = g softmax(logits)[y] + (1 - g) sum_s attn[s] [src_ext[s] = y]``, with the
+        softmax term from one log-sum-exp and a gather (0 when ``y`` is an OOV id).
+
+        Returns:
+            FloatTensor (B, T).
+        """
+        V = self.config.vocab_size
+        logits, g, attn, _ = self._step_features(batch.tgt_in, h0, enc, batch.src_mask, batch.live_tgt)
+        y = batch.tgt_out
+        in_vocab = y < V
+        logit_y = logits.gather(2, y.clamp(max=V - 1).unsqueeze(2)).squeeze(2)
+        logp_vocab = logit_y - torch.logsumexp(logits, dim=-1)
+        if g is None:  # an OOV target is unreachable without copy: -1e9, as in decode()
+            return torch.where(in_vocab, logp_vocab, torch.full_like(logp_vocab, -1e9))
+        copy = (attn * (batch.src_ext.unsqueeze(1) == y.unsqueeze(2))).sum(-1)
+        p = g.squeeze(2) * torch.where(in_vocab, logp_vocab.exp(), torch.zeros_like(logp_vocab))
+        p = p + (1 - g.squeeze(2)) * copy
+        return torch.log(p.clamp_min(1e-12))
+
     def token_nll(self, batch: Batch) -> torch.Tensor:
-        """FloatTensor (B, T): NLL of each target token, 0 at padding."""
+        """FloatTensor (B, T): NLL of each target token, 0 at padding.
+
+        Inside :func:`mdlib.models.recurrence.unrolled` (the batched engine) the
+        recurrences are plain tensor ops and only the targets' probabilities are built
+        (:meth:`_target_logp`); the loss is the same. (With ``batch.tgt_order`` set, the
+        rows come back in that order.)
+        """
+        if is_unrolled():
+            enc, h0 = self.encode(batch.src, batch.src_mask, batch.live_src)
+            if batch.tgt_order is not None:  # rows by target length for the decoder (see Batch)
+                o = batch.tgt_order
+                enc, h0 = enc[o], h0[:, o]
+                batch = replace(batch, **{f: getattr(batch, f)[o] for f in ROW_FIELDS})
+            return -self._target_logp(batch, h0, enc) * batch.tgt_mask
         enc, h0 = self.encode(batch.src, batch.src_mask)
         logp, _, _ = self.decode(batch.tgt_in, h0, enc, batch.src_mask, batch.src_ext, batch.n_oov)
         nll = -logp.gather(2, batch.tgt_out.unsqueeze(2)).squeeze(2)

@@ -19,6 +19,7 @@ acts' own values (slot error, :func:`mdlib.metrics.slot_errors`).
 
 from __future__ import annotations
 
+import copy
 import math
 import random
 from dataclasses import dataclass, field
@@ -84,6 +85,8 @@ class DialogueRecord:
         parsed, gold: the parser's acts and the user's true acts per user turn (a
             request to repeat has no parser act: its gold is empty).
         transcript: the dialogue as text lines.
+        goals: the user's goals (``UserSimulator.goals``): the same seed gives every system
+            the same goals, which is what makes comparisons of systems paired.
     """
 
     success: bool
@@ -95,6 +98,7 @@ class DialogueRecord:
     parsed: list[list[Act]] = field(default_factory=list)
     gold: list[list[Act]] = field(default_factory=list)
     transcript: list[str] = field(default_factory=list)
+    goals: list[dict] = field(default_factory=list)
 
     @property
     def ret(self) -> float:
@@ -137,6 +141,7 @@ def run_dialogues(system: "DialogueSystem", n: int, seed: int, complexity: Compl
         listener = ListeningUser(acts_user) if user == "listener" else None
         rec = DialogueRecord(False, 0, transcript=[f"SYS: {system.reset()}"])
         user_acts = listener.reset() if listener else acts_user.reset()
+        rec.goals = copy.deepcopy(acts_user.goals)
         while user_acts and not acts_user.done and rec.turns < cap:
             rec.turns += 1
             text = realise(dom, "user", user_acts, rng, comp) or "..."
