@@ -32,6 +32,7 @@ wrong values said in passing, explicitly if they answer yes/no questions but do 
 Users are identified by a seed; the seeds of the meta-train, validation and test splits
 (:data:`SPLITS`) are disjoint. :func:`user_env` and :func:`user_tasks` build the
 environment and the :class:`mdlib.dm.rl.DialogueTask` list that the training code takes.
+Notebook 06 (section 8) teaches them: meta-RL against pretraining and its compute-matched control.
 """
 
 from __future__ import annotations
