@@ -24,7 +24,7 @@ from mdlib.atomic import write_text
 from mdlib.data.personas import PersonaSplits
 from mdlib.errors import MdlibError
 from mdlib.experiments.personas import (PROBE_METHODS, PROBE_SPLITS, best_meta_learner, paired_rows,
-                                        run_persona_probe, summarise)
+                                        run_persona_probe, summarise, validation_table)
 from mdlib.paths import ROOT
 from mdlib.seeding import seed_everything
 
@@ -71,6 +71,29 @@ def print_report(runs: list[dict], out=sys.stdout) -> dict:
     return {"summary": summary, "best_meta_learner": best, "paired": paired}
 
 
+def print_validation(runs: list[dict], out=sys.stdout) -> dict:
+    """Print validation persona accuracy at the chosen step sizes (no test persona involved)."""
+    table = validation_table(runs)
+    steps = sorted({s for _, _, s in table})
+    print(f"\nValidation persona accuracy at each method's chosen step size (mean over {len(runs)} seed(s))",
+          file=out)
+    print(f"{'method':<12} {'k':>2} " + " ".join(f"{'steps ' + str(s):>9}" for s in steps), file=out)
+    for method, k in sorted({(m, k) for m, k, _ in table}, key=lambda c: (PROBE_METHODS.index(c[0]), c[1])):
+        print(f"{method:<12} {k:>2} " + " ".join(f"{table[(method, k, s)]:>9.3f}" for s in steps), file=out)
+    return {"validation": [{"method": m, "k": k, "steps": s, "valid_acc": v} for (m, k, s), v in table.items()]}
+
+
+def set_frame_noise(value: float) -> None:
+    """Study only: make personas with another per-key noise (the committed default stays)."""
+    from mdlib.data import personas
+
+    if not 0.0 <= value <= 1.0:
+        raise MdlibError(f"--frame-noise {value}: expected a probability in [0, 1]")
+    personas.FRAME_NOISE = value
+    personas.make_persona.cache_clear()  # personas and their dialogues were built with the old noise
+    personas._dialogues_cached.cache_clear()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
@@ -89,9 +112,17 @@ def main() -> int:
     parser.add_argument("--n-select", type=int, default=5, help="evaluation dialogues per validation persona")
     parser.add_argument("--n-valid", type=int, default=PROBE_SPLITS.n_valid, help="validation personas")
     parser.add_argument("--n-test", type=int, default=PROBE_SPLITS.n_test, help="test personas")
+    parser.add_argument("--validation-only", action="store_true",
+                        help="stop after the step-size choice and print validation persona accuracy "
+                             "(for studying settings without touching a test persona)")
+    parser.add_argument("--frame-noise", type=float, default=None,
+                        help="study only: override mdlib.data.personas.FRAME_NOISE for this process "
+                             "(turns off the pretraining cache, whose key does not see it)")
     parser.add_argument("--progress", action="store_true")
     args = parser.parse_args()
     try:
+        if args.frame_noise is not None:
+            set_frame_noise(args.frame_noise)
         splits = PersonaSplits(n_train=PROBE_SPLITS.n_train, n_valid=args.n_valid, n_test=args.n_test)
         runs = []
         t0 = time.perf_counter()
@@ -102,12 +133,13 @@ def main() -> int:
                 adapt_steps=_ints(args.adapt_steps), meta_steps=args.meta_steps, meta_batch=args.meta_batch,
                 k_support=args.k_support, k_query=args.k_query, inner_steps=args.inner_steps,
                 inner_lr=args.inner_lr, outer_lr=args.outer_lr, adapt_lr_grid=_floats(args.lr_grid),
-                n_select=args.n_select, progress=args.progress)
+                n_select=args.n_select, test=not args.validation_only, cache=args.frame_noise is None,
+                progress=args.progress)
             runs.append(run)
             print(f"seed {seed}: " + ", ".join(f"{k} {v:.0f} s" for k, v in run["seconds"].items()),
                   f"(torch threads {torch.get_num_threads()})", flush=True)
         wall = time.perf_counter() - t0
-        report = print_report(runs)
+        report = print_validation(runs) if args.validation_only else print_report(runs)
         print(f"\nwall-clock: {wall:.0f} s")
         write_text(args.out, json.dumps({"command": " ".join(sys.argv), "wall_seconds": wall, **report,
                                          "runs": runs}, indent=1, default=str))

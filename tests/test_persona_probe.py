@@ -88,3 +88,15 @@ def test_unknown_method_is_refused():
         probe_learner("metasgd_typo", {}, 1, 0.1)
     with pytest.raises(MdlibError, match="k_values"):
         run_persona_probe(0, **dict(TINY_RUN, k_values=(9,)))
+
+
+def test_validation_only_run_never_scores_a_test_persona(monkeypatch):
+    import mdlib.experiments.personas as probe
+
+    seen = []
+    real = probe.persona_kshot
+    monkeypatch.setattr(probe, "persona_kshot", lambda name, *a, **kw: seen.append(name) or real(name, *a, **kw))
+    run = run_persona_probe(0, **dict(TINY_RUN, methods=("multitask",), test=False))
+    assert run["rows"] == [] and run["oracle"] == []
+    assert set(seen) == set(TINY.names("valid"))
+    assert set(probe.validation_table([run])) == {("multitask", k, s) for k in (1, 2) for s in (1, 3)}

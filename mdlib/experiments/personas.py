@@ -43,7 +43,8 @@ from typing import Mapping, Sequence
 import torch
 from tqdm.auto import tqdm
 
-from mdlib.data.personas import (FRAME_NOISE, PersonaSplits, make_persona, oracle_accuracy, persona_kshot,
+from mdlib.data import personas as persona_family
+from mdlib.data.personas import (PersonaSplits, make_persona, oracle_accuracy, persona_kshot,
                                  persona_pairs, persona_profile, persona_seed, phrasing_prior, score_outputs)
 from mdlib.data.splits import EpisodeSampler
 from mdlib.data.text import detokenise
@@ -59,7 +60,7 @@ from mdlib.training import corpus_nll
 
 __all__ = ["PROBE_METHODS", "META_METHODS", "PROBE_PROFILE", "PROBE_SPLITS", "MultiTask", "probe_learner",
            "probe_profile", "adapt_curve", "score_persona", "run_persona_probe", "summarise",
-           "best_meta_learner", "paired_rows", "METRIC_BOUNDS"]
+           "validation_table", "best_meta_learner", "paired_rows", "METRIC_BOUNDS"]
 
 PROBE_METHODS = ("pretrain_ft", "multitask", "fomaml", "reptile", "maml")
 #: The methods that are meta-trained (``pretrain_ft`` is not).
@@ -167,7 +168,7 @@ def run_persona_probe(seed: int, *, splits: PersonaSplits = PROBE_SPLITS, profil
                       meta_steps: int = 150, meta_batch: int = 4, k_support: int = 2, k_query: int = 2,
                       inner_steps: int = 1, inner_lr: float = 0.3, outer_lr: float = 1e-3,
                       adapt_lr_grid: Sequence[float] = (0.03, 0.1, 0.3, 1.0), n_select: int | None = 5,
-                      cache: bool = True, progress: bool = False, device=None) -> dict:
+                      test: bool = True, cache: bool = True, progress: bool = False, device=None) -> dict:
     """One seed of the probe (see the module docstring for the steps).
 
     Args:
@@ -185,6 +186,8 @@ def run_persona_probe(seed: int, *, splits: PersonaSplits = PROBE_SPLITS, profil
         adapt_lr_grid: the SGD step sizes each method chooses from on validation personas.
         n_select: evaluation dialogues per validation persona used to choose step sizes
             (``None``: all ``splits.test_dialogues``).
+        test: score the test personas; ``False`` stops after the step-size choice, so a
+            study of settings (:func:`validation_table`) never sees a test persona.
         cache: reuse a cached pretrained model (``runs/cache``).
 
     Returns:
@@ -213,7 +216,7 @@ def run_persona_probe(seed: int, *, splits: PersonaSplits = PROBE_SPLITS, profil
               "adapt_steps": list(adapt_steps), "meta_steps": meta_steps, "meta_batch": meta_batch,
               "k_support": k_support, "k_query": k_query, "inner_steps": inner_steps, "inner_lr": inner_lr,
               "outer_lr": outer_lr, "adapt_lr_grid": list(adapt_lr_grid), "n_select": n_select,
-              "frame_noise": FRAME_NOISE}
+              "frame_noise": persona_family.FRAME_NOISE}  # read now: a study may override it
     train_names = splits.names("train")
 
     # 1. one pretrained start for every method
@@ -287,6 +290,12 @@ def run_persona_probe(seed: int, *, splits: PersonaSplits = PROBE_SPLITS, profil
                 for s in moving}
     bar.close()
     seconds["select"] = time.perf_counter() - t0
+    result = {"seed": seed, "config": config, "rows": [], "oracle": [], "selection": selection,
+              "meta": meta, "pretrain": {"curve": info["curve"], "cache_hit": info["cache_hit"]},
+              "seconds": seconds}
+    if not test:
+        seconds["total"] = time.perf_counter() - t_start
+        return result
 
     # 4. test personas: adapt with the chosen step sizes, score on their test dialogues
     t0 = time.perf_counter()
@@ -324,9 +333,7 @@ def run_persona_probe(seed: int, *, splits: PersonaSplits = PROBE_SPLITS, profil
             oracle.append({"k": k, "persona": name, "seed": seed,
                            **{g: oracle_accuracy(persona, support, test, prior, g) for g in ("prior", "factors")}})
     seconds["total"] = time.perf_counter() - t_start
-    return {"seed": seed, "config": config, "rows": rows, "oracle": oracle, "selection": selection,
-            "meta": meta, "pretrain": {"curve": info["curve"], "cache_hit": info["cache_hit"]},
-            "seconds": seconds}
+    return dict(result, rows=rows, oracle=oracle)
 
 
 # ------------------------------------------------------------------------- summaries
@@ -362,6 +369,18 @@ def summarise(runs: Sequence[Mapping], metrics: Sequence[str] = ("persona_acc", 
         for k, by_seed in seeds.items():
             oracle.setdefault(k, {})[g] = _mean([_mean(v) for v in by_seed.values()])
     return {"cells": cells, "oracle": oracle}
+
+
+def validation_table(runs: Sequence[Mapping]) -> dict[tuple, float]:
+    """``{(method, k, steps): validation persona accuracy at the chosen step size}``, the mean
+    over seeds: what a study of settings may look at (no test persona involved)."""
+    cells = defaultdict(list)
+    for run in runs:
+        for method, by_k in run["selection"].items():
+            for k, by_steps in by_k.items():
+                for steps, cell in by_steps.items():
+                    cells[(method, int(k), int(steps))].append(cell["valid_acc"][str(cell["lr"])])
+    return {c: _mean(v) for c, v in cells.items()}
 
 
 def best_meta_learner(runs: Sequence[Mapping]) -> str:
