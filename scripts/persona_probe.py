@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from mdlib.atomic import write_text
+from mdlib.atomic import read_json, write_text
 from mdlib.data.personas import PersonaSplits
 from mdlib.errors import MdlibError
 from mdlib.experiments.personas import (PROBE_METHODS, PROBE_SPLITS, best_meta_learner, paired_rows,
@@ -118,9 +118,16 @@ def main() -> int:
     parser.add_argument("--frame-noise", type=float, default=None,
                         help="study only: override mdlib.data.personas.FRAME_NOISE for this process "
                              "(turns off the pretraining cache, whose key does not see it)")
+    parser.add_argument("--from-json", type=Path, default=None,
+                        help="print the report of a JSON this script wrote (no run)")
     parser.add_argument("--progress", action="store_true")
     args = parser.parse_args()
     try:
+        if args.from_json is not None:
+            saved = read_json(args.from_json)
+            print_validation(saved["runs"]) if "validation" in saved else print_report(saved["runs"])
+            print(f"\n{saved['command']}\nwall-clock: {saved['wall_seconds']:.0f} s")
+            return 0
         if args.frame_noise is not None:
             set_frame_noise(args.frame_noise)
         splits = PersonaSplits(n_train=PROBE_SPLITS.n_train, n_valid=args.n_valid, n_test=args.n_test)

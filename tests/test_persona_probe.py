@@ -54,6 +54,8 @@ def test_summaries_pair_by_seed(tiny_runs):
         {(b, m, k, s) for b in ("multitask", "pretrain_ft") for m in ("persona_acc", "ser")
          for k in (1, 2) for s in (0, 1, 3)}
     assert all(set(r["diffs"]) == {"0", "1"} for r in rows)
+    assert {r["method"] for r in rows} == {best}
+    assert {r["interval"] for r in rows} == {"bootstrap", "t"}  # bounded persona accuracy, unbounded SER
     with pytest.raises(ValueError):  # a dropped seed is an error, never a silent mismatch
         paired_rows([tiny_runs[0], {**tiny_runs[1], "rows": [r for r in tiny_runs[1]["rows"]
                                                               if r["method"] != "multitask"] + [

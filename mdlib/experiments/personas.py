@@ -406,7 +406,8 @@ def paired_rows(runs: Sequence[Mapping], method: str, baselines: Sequence[str] =
 
     Returns:
         One dict per (baseline, metric, k, steps): ``{"method", "baseline", "metric", "k",
-        "steps"}`` plus :func:`mdlib.stats.paired_difference`'s fields.
+        "steps"}`` plus :func:`mdlib.stats.paired_difference`'s fields (its interval method
+        under ``"interval"``).
     """
     out = []
     for metric in metrics:
@@ -416,5 +417,7 @@ def paired_rows(runs: Sequence[Mapping], method: str, baselines: Sequence[str] =
                 if m != method or (baseline, k, steps) not in per:
                     continue
                 diff = paired_difference(values, per[(baseline, k, steps)], METRIC_BOUNDS.get(metric))
+                # the interval's own "method" (bootstrap or t) must not hide the compared method
+                diff["interval"] = diff.pop("method")
                 out.append({"method": method, "baseline": baseline, "metric": metric, "k": k, "steps": steps, **diff})
     return out
