@@ -50,7 +50,7 @@ def print_report(runs: list[dict], out=sys.stdout) -> dict:
     steps = sorted({c["steps"] for c in summary["cells"]})
     p = lambda *a: print(*a, file=out)  # noqa: E731
     p(f"\nPersona accuracy (mean over {len(runs[0]['oracle']) // len(ks)} test personas and "
-      f"{len(runs)} seed(s); SER in brackets)")
+      f"{len({r['seed'] for r in runs})} seed(s); SER in brackets)")
     p(f"{'method':<12} {'k':>2} " + " ".join(f"{'steps ' + str(s):>16}" for s in steps))
     for method in PROBE_METHODS:
         for k in ks:
@@ -75,7 +75,7 @@ def print_validation(runs: list[dict], out=sys.stdout) -> dict:
     """Print validation persona accuracy at the chosen step sizes (no test persona involved)."""
     table = validation_table(runs)
     steps = sorted({s for _, _, s in table})
-    print(f"\nValidation persona accuracy at each method's chosen step size (mean over {len(runs)} seed(s))",
+    print(f"\nValidation persona accuracy at each method's chosen step size (mean over {len({r['seed'] for r in runs})} seed(s))",
           file=out)
     print(f"{'method':<12} {'k':>2} " + " ".join(f"{'steps ' + str(s):>9}" for s in steps), file=out)
     for method, k in sorted({(m, k) for m, k, _ in table}, key=lambda c: (PROBE_METHODS.index(c[0]), c[1])):
@@ -118,15 +118,22 @@ def main() -> int:
     parser.add_argument("--frame-noise", type=float, default=None,
                         help="study only: override mdlib.data.personas.FRAME_NOISE for this process "
                              "(turns off the pretraining cache, whose key does not see it)")
-    parser.add_argument("--from-json", type=Path, default=None,
-                        help="print the report of a JSON this script wrote (no run)")
+    parser.add_argument("--from-json", type=Path, nargs="+", default=None,
+                        help="print the report of JSON files this script wrote (no run); several files "
+                             "(e.g. one seed each, run in parallel) are reported as one run")
     parser.add_argument("--progress", action="store_true")
     args = parser.parse_args()
     try:
         if args.from_json is not None:
-            saved = read_json(args.from_json)
-            print_validation(saved["runs"]) if "validation" in saved else print_report(saved["runs"])
-            print(f"\n{saved['command']}\nwall-clock: {saved['wall_seconds']:.0f} s")
+            saved = [read_json(f) for f in args.from_json]
+            runs = [r for one in saved for r in one["runs"]]
+            cells = [(r["seed"], m) for r in runs for m in r["selection"]]
+            twice = sorted({c for c in cells if cells.count(c) > 1})
+            if twice:
+                raise MdlibError(f"--from-json: (seed, method) {twice[0]} is in more than one file")
+            print_validation(runs) if all("validation" in one for one in saved) else print_report(runs)
+            for one in saved:
+                print(f"\n{one['command']}\nwall-clock: {one['wall_seconds']:.0f} s")
             return 0
         if args.frame_noise is not None:
             set_frame_noise(args.frame_noise)
