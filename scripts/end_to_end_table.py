@@ -67,7 +67,7 @@ def main(argv=None) -> int:
         return 1
     print(f"end to end on {config.target}, k = {config.k_shot}, {config.n_dialogues} listening-user dialogues "
           f"per system and seed, seeds {args.seeds}, size {args.size}; 95% intervals over seeds "
-          f"(bootstrap for success and BLEU, t otherwise)\n")
+          f"(t-intervals, clipped to the bounds of success and BLEU)\n")
     print(format_table(result))
     print(f"\nwrote {out} ({result['wall_seconds']:.0f} s wall-clock)")
     return 0

@@ -64,7 +64,7 @@ def print_report(runs: list[dict], out=sys.stdout) -> dict:
         p(f"{'oracle':<12} {k:>2}   ceiling: {o['prior']:.3f} (guess = prior), {o['factors']:.3f} (guess = factors)")
     p(f"\nBest meta-learner on validation personas: {best}")
     p("Paired per-seed difference (seeds paired after averaging over test personas; "
-      "bootstrap for persona accuracy, t for SER)")
+      "t-intervals, clipped to the bounds for persona accuracy)")
     for r in paired:
         p(f"  {r['method']} - {r['baseline']:<11} {r['metric']:<11} k={r['k']} steps={r['steps']:>2}: "
           f"{r['mean']:+.3f} [{r['low']:+.3f}, {r['high']:+.3f}]  wins {r['wins']}/{r['n']}")

@@ -394,7 +394,7 @@ def paired_rows(runs: Sequence[Mapping], method: str, baselines: Sequence[str] =
                 if m != method or (baseline, k, steps) not in per:
                     continue
                 diff = paired_difference(values, per[(baseline, k, steps)], METRIC_BOUNDS.get(metric))
-                # the interval's own "method" (bootstrap or t) must not hide the compared method
+                # the interval's own "method" (clipped t or t) must not hide the compared method
                 diff["interval"] = diff.pop("method")
                 out.append({"method": method, "baseline": baseline, "metric": metric, "k": k, "steps": steps, **diff})
     return out
