@@ -2,7 +2,7 @@
 
 Layers, each importing only the ones before it::
 
-    data  ->  models  ->  meta  ->  dm, system  ->  commands (CLI), reproduce
+    data  ->  models  ->  meta  ->  dm, system  ->  experiments  ->  commands (CLI), reproduce
 
 Plotting (:mod:`mdlib.plotting`), statistics (:mod:`mdlib.stats`), metrics
 (:mod:`mdlib.metrics`) and reporting (:mod:`mdlib.report`) are leaves any layer may use.
