@@ -25,6 +25,26 @@ def check_protocol(name: str) -> str:
     return lookup(PROTOCOLS, name, "protocol")
 
 
+def number(flag: str, text, kind=int, low=None, high=None):
+    """``--flag``'s value as ``kind`` (int: a whole number) within ``[low, high]``
+    (``None`` stays ``None``, for flags whose default comes from elsewhere).
+
+    Raises:
+        MdlibError: one line naming the flag and what was expected.
+    """
+    if text is None:
+        return None
+    try:
+        value = kind(text)
+    except (TypeError, ValueError):
+        what = "a whole number" if kind is int else "a number"
+        raise MdlibError(f"--{flag}: expected {what}, got {text!r}") from None
+    if (low is not None and value < low) or (high is not None and value > high):
+        bounds = f"in [{low}, {high}]" if high is not None else f">= {low}"
+        raise MdlibError(f"--{flag}: expected a number {bounds}, got {text}")
+    return value
+
+
 def positive_int(text: str) -> int:
     """argparse type: an integer >= 1 (so ``--n 0`` is refused with a clear message)."""
     try:

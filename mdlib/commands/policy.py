@@ -17,20 +17,10 @@ from __future__ import annotations
 import argparse
 import time
 
-from mdlib.commands._common import output_file
+from mdlib.commands._common import output_file, number
 from mdlib.errors import MdlibError
 
 BUDGETS = (0, 10, 50, 200, 500, 1000)
-
-
-def _int(name: str, text: str, low: int) -> int:
-    try:
-        value = int(text)
-    except (TypeError, ValueError):
-        raise MdlibError(f"--{name}: expected a whole number, got {text!r}") from None
-    if value < low:
-        raise MdlibError(f"--{name}: expected a number >= {low}, got {value}")
-    return value
 
 
 def cmd_policy(args) -> int:
@@ -45,10 +35,10 @@ def cmd_policy(args) -> int:
         raise MdlibError(f"--method: expected one of {', '.join(METHODS)}, got {args.method!r}")
     get_domain(args.target)
     get_population(args.users)
-    episodes = _int("episodes", args.episodes, 1)
-    seed = _int("seed", args.seed, 0)
-    eval_episodes = _int("eval-episodes", args.eval_episodes, 1)
-    iterations = _int("iterations", args.iterations, 1)
+    episodes = number("episodes", args.episodes, int, 1)
+    seed = number("seed", args.seed, int, 0)
+    eval_episodes = number("eval-episodes", args.eval_episodes, int, 1)
+    iterations = number("iterations", args.iterations, int, 1)
     out = output_file(args.out, suffix=".json")
     budgets = [b for b in BUDGETS if b < episodes] + [episodes]
     seed_everything(seed, threads=1)  # tiny networks: one thread is fastest (and matches notebook 06)

@@ -19,19 +19,8 @@ import argparse
 import time
 from pathlib import Path
 
+from mdlib.commands._common import number
 from mdlib.errors import MdlibError
-
-
-def _number(name: str, text: str, kind=int, low=None, high=None):
-    try:
-        value = kind(text)
-    except (TypeError, ValueError):
-        what = "a whole number" if kind is int else "a number"
-        raise MdlibError(f"--{name}: expected {what}, got {text!r}") from None
-    if (low is not None and value < low) or (high is not None and value > high):
-        bounds = f"in [{low}, {high}]" if high is not None else f">= {low}"
-        raise MdlibError(f"--{name}: expected a number {bounds}, got {text}")
-    return value
 
 
 def cmd_simulate(args) -> int:
@@ -44,10 +33,10 @@ def cmd_simulate(args) -> int:
 
     # every argument is checked before anything is loaded or run
     domain = get_domain(args.domain).name
-    n = _number("dialogues", args.dialogues, int, 1)
-    seed = _number("seed", args.seed, int, 0)
-    garble = _number("garble", args.garble, float, 0.0, 1.0)
-    transcripts = _number("transcripts", args.transcripts, int, 0)
+    n = number("dialogues", args.dialogues, int, 1)
+    seed = number("seed", args.seed, int, 0)
+    garble = number("garble", args.garble, float, 0.0, 1.0)
+    transcripts = number("transcripts", args.transcripts, int, 0)
     complexity = get_complexity(args.complexity)
     if args.user not in USERS:
         raise MdlibError(f"--user: expected one of {', '.join(USERS)}, got {args.user!r}")

@@ -47,7 +47,7 @@ import sys
 from pathlib import Path
 
 from mdlib import runs
-from mdlib.commands._common import check_protocol, check_task_names, nonnegative_int, output_file
+from mdlib.commands._common import check_protocol, check_task_names, nonnegative_int, output_file, number
 from mdlib.errors import MdlibError
 
 SPLIT_SEED = 0
@@ -157,19 +157,6 @@ def _sources(args) -> list[str]:
     return list(args.sources) if args.sources else list(SOURCES)
 
 
-def _count(flag: str, text, low: int) -> int | None:
-    """``--flag`` as a whole number >= ``low`` (``None`` stays ``None``), else a one-line error."""
-    if text is None:
-        return None
-    try:
-        value = int(text)
-    except (TypeError, ValueError):
-        raise MdlibError(f"--{flag}: expected a whole number, got {text!r}") from None
-    if value < low:
-        raise MdlibError(f"--{flag}: expected a number >= {low}, got {value}")
-    return value
-
-
 def _check_persona_flags(args, command: str) -> None:
     """Refuse the flags that ``--protocol personas`` decides itself (one-line errors)."""
     if args.corpus is not None:
@@ -218,9 +205,9 @@ def _settings(args) -> dict:
     check_engine(args.engine)
     if args.device not in DEVICES:
         raise MdlibError(f"--device: unknown device {args.device!r}; known devices: {', '.join(DEVICES)}")
-    meta_batch = _count("meta-batch", args.meta_batch, 1)
-    meta_steps = _count("meta-steps", args.meta_steps, 0)
-    every = _count("checkpoint-every", args.checkpoint_every, 0)
+    meta_batch = number("meta-batch", args.meta_batch, int, 1)
+    meta_steps = number("meta-steps", args.meta_steps, int, 0)
+    every = number("checkpoint-every", args.checkpoint_every, int, 0)
     every = CHECKPOINT_EVERY if every is None and args.resume is None else every
     if args.resume is None:
         if args.out is None:
