@@ -332,3 +332,26 @@ def test_student_notebook_00_has_no_solution_and_stops_at_exercise_0_1(tmp_path,
     failed = [c for c in student_nb.cells if c.cell_type == "code"
               and any(o.get("output_type") == "error" for o in c.get("outputs", []))]
     assert len(failed) == 1 and "check_bilevel_objective" in failed[0].source
+
+
+@pytest.mark.parametrize("path", sorted(NOTEBOOKS_DIR.glob("*.ipynb")), ids=lambda p: p.stem)
+def test_every_solution_block_is_followed_by_its_check(path):
+    nb = nbformat.read(path, as_version=4)
+    for block in solution_blocks(nb, path.name):
+        assert block.id in EXERCISES, f"{path.name}: exercise {block.id} has no check in mdlib.exercises.EXERCISES"
+        check = EXERCISES[block.id][1].__name__
+        later = [c.source for c in nb.cells[block.cell:] if c.cell_type == "code"]
+        assert any(check in s for s in later), f"{path.name}: no cell after exercise {block.id} calls {check}"
+
+
+# notebooks that have been given their course sections (the coordinator widens this to all of them)
+COURSE_NOTEBOOKS = ["00_overview", "01_data_and_preprocessing"]
+
+
+@pytest.mark.parametrize("name", COURSE_NOTEBOOKS)
+def test_course_notebooks_end_with_summary_and_exercises(name):
+    nb = nbformat.read(NOTEBOOKS_DIR / f"{name}.ipynb", as_version=4)
+    headings = [line for c in nb.cells if c.cell_type == "markdown" for line in c.source.splitlines()
+                if line.startswith("#")]
+    assert "Summary" in headings[-2] and "Exercises" in headings[-1], headings[-3:]
+    assert not any("add_headline" in c.source for c in nb.cells), "the README cells left the course notebooks"

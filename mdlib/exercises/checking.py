@@ -108,7 +108,8 @@ def run_check(exercise: str, what: str, cases: Sequence[Any], student: Callable[
         for mistake in mistakes:
             if difference(got, mistake.output(case))[0]:
                 fail(exercise, mistake.message)
-        fail(exercise, f"{what} differs from the reference on random problem {k} of {len(cases)} (largest "
+        fail(exercise, f"your function's output ({what}) differs from the reference on random problem {k} of "
+                       f"{len(cases)} (largest "
                        f"difference {worst:.3g} in {where}) and matches none of the usual mistakes, so compare "
                        "your code with the equation line by line.")
     print(f"Exercise {exercise}: correct")

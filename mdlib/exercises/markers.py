@@ -144,7 +144,8 @@ def student_version(nb, where: str = "notebook"):
     return out, blocks
 
 
-def student_notebooks(out_dir: str | Path, notebooks: Iterable[str | Path] | None = None) -> list[tuple[Path, list[Block]]]:
+def student_notebooks(out_dir: str | Path,
+                      notebooks: Iterable[str | Path] | None = None) -> list[tuple[Path, list[Block]]]:
     """Write the student version of every notebook that has solution blocks into ``out_dir``.
 
     Args:

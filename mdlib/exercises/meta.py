@@ -160,7 +160,7 @@ def check_bilevel_objective(fn: Callable[..., torch.Tensor]) -> None:
         Mistake("the inner step goes uphill; it is theta' = theta - lr * grad L_support(theta), with a minus.",
                 lambda c: outputs(_bilevel, c, sign=-1.0)),
         Mistake("there is no adaptation: the query loss is taken at theta itself, which is joint training; "
-                "take the inner steps on the support points first.", lambda c: {**outputs(_bilevel, {**c, "steps": 0})}),
+                "take the inner steps on the support points first.", lambda c: outputs(_bilevel, {**c, "steps": 0})),
         Mistake("the inner loop takes one step whatever steps says; take steps steps, each from the previous "
                 "step's parameters.", lambda c: outputs(_bilevel, c, one_step=True)),
         Mistake("you adapted once on every task's support points together; adapt each task from theta on its "
@@ -400,7 +400,8 @@ def check_metasgd_update(fn: Callable[..., Mapping[str, torch.Tensor]]) -> None:
         Mistake("the adapted parameters are right but the gradient with respect to params misses the "
                 "second-order term; keep the inner gradient in the graph (create_graph=True).",
                 lambda c: outputs(_metasgd, c, first_order=True)),
-        Mistake("the step goes uphill; it is theta - lrs * grad, with a minus.", lambda c: outputs(_metasgd, c, sign=-1.0)),
+        Mistake("the step goes uphill; it is theta - lrs * grad, with a minus.",
+                lambda c: outputs(_metasgd, c, sign=-1.0)),
         Mistake("you used one step size per tensor (the mean of lrs); Meta-SGD multiplies every gradient entry "
                 "by its own step size, element-wise.", lambda c: outputs(_metasgd, c, scalar=True)),
     ]
@@ -497,8 +498,12 @@ def check_lookahead_weights(fn: Callable[..., torch.Tensor]) -> None:
                 variant(normalise=False)),
         Mistake("some weights are negative; clamp -g_i at 0 before normalising, so that harmful examples get "
                 "weight 0.", variant(clamp=False)),
+        Mistake("the weights are uniform; each weight must come from how a step on that example changes the "
+                "clean validation loss.",
+                lambda c: {"weights": torch.full((c["n"],), 1.0 / c["n"], dtype=torch.float64)}),
         Mistake("the look-ahead is scored on the training loss; score it on the clean validation loss "
                 "(val_loss_fn), the point of the method.", variant(against_training=True)),
     ]
-    cases = [dict(seed=0, n=8, n_bad=3, lr=0.1), dict(seed=1, n=6, n_bad=2, lr=0.05), dict(seed=2, n=10, n_bad=4, lr=0.2)]
+    cases = [dict(seed=0, n=8, n_bad=3, lr=0.1), dict(seed=1, n=6, n_bad=2, lr=0.05),
+             dict(seed=2, n=10, n_bad=4, lr=0.2)]
     run_check("5.1", "the weights", cases, student, variant(), mistakes)
