@@ -355,3 +355,16 @@ def test_course_notebooks_end_with_summary_and_exercises(name):
                 if line.startswith("#")]
     assert "Summary" in headings[-2] and "Exercises" in headings[-1], headings[-3:]
     assert not any("add_headline" in c.source for c in nb.cells), "the README cells left the course notebooks"
+
+
+def test_course_times_table_has_a_row_per_notebook():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("course_times", NOTEBOOKS_DIR.parent / "scripts" / "course_times.py")
+    course_times = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(course_times)
+    notebooks = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))[:2]
+    table = course_times.render(notebooks, {"notebooks": {notebooks[0].stem: {"wall_s": 150.0}}, "jobs": 2})
+    rows = table.splitlines()
+    assert rows[2].startswith(f"| `{notebooks[0].stem}` |") and rows[2].endswith("| 2.5 min |")
+    assert rows[3].endswith("| not in the summary |")
