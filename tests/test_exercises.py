@@ -306,6 +306,14 @@ def test_exercises_refuses_the_notebooks_folder(capsys):
     assert "solution notebooks' folder" in capsys.readouterr().err
 
 
+def test_exercises_names_a_missing_or_broken_notebook(tmp_path, capsys):
+    assert main(["exercises", "--out", str(tmp_path / "out"), str(tmp_path / "nope.ipynb")]) == 1
+    assert "nope.ipynb: no such file" in capsys.readouterr().err
+    (tmp_path / "bad.ipynb").write_text("{")
+    assert main(["exercises", "--out", str(tmp_path / "out"), str(tmp_path / "bad.ipynb")]) == 1
+    assert "bad.ipynb: not a readable notebook" in capsys.readouterr().err
+
+
 def test_student_notebook_00_has_no_solution_and_stops_at_exercise_0_1(tmp_path, capsys):
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError

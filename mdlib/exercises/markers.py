@@ -178,6 +178,8 @@ def student_notebooks(out_dir: str | Path,
         with reading(path, "notebook") as p:
             try:
                 nb = nbformat.read(p, as_version=4)
+            except OSError:  # missing, a folder, unreadable: reading() says which
+                raise
             except Exception as exc:  # nbformat raises several types for a broken file
                 raise MdlibError(f"{path}: not a readable notebook ({type(exc).__name__})") from None
         student, blocks = student_version(nb, path.name)
