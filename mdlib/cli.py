@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "mdlib.commands.system",
     "mdlib.commands.simulate",
     "mdlib.commands.bench",
+    "mdlib.commands.exercises",
 ]
 
 
