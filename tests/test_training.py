@@ -152,6 +152,7 @@ def test_profiles():
 
 def test_adapt_goes_through_the_inner_loop_and_evaluate_reports(monkeypatch):
     import mdlib.evaluation as ev
+    import mdlib.evaluation.adaptation
     from mdlib.data.generator import generate
 
     dialogues = generate(["movie"], "clean", 6, seed=2)
@@ -161,13 +162,13 @@ def test_adapt_goes_through_the_inner_loop_and_evaluate_reports(monkeypatch):
     model = ev.new_model(vocab, prof, 0)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     calls = []
-    real = ev.inner_loop
+    real = mdlib.evaluation.adaptation.inner_loop
 
     def spy(*args, **kw):
         calls.append(args[3])
         return real(*args, **kw)
 
-    monkeypatch.setattr(ev, "inner_loop", spy)
+    monkeypatch.setattr(mdlib.evaluation.adaptation, "inner_loop", spy)  # where adapt looks it up
     params = ev.adapt(model, None, dialogues[:3], prof, 0, vocab=vocab, lr=0.5, steps=5)
     assert calls == [5]
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())

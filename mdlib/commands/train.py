@@ -310,8 +310,10 @@ def cmd_train(args) -> int:
         if group is not None:
             group.close()
     if writes:
+        from mdlib.models.contract import generator_config
+
         runs.finish(out, method=method, profile=profile.name, seed=run["seed"], sources=sources,
-                    targets=targets, model=model.config.to_dict(), corpus=corpus, **_protocol_fields(run))
+                    targets=targets, model=generator_config(model), corpus=corpus, **_protocol_fields(run))
         last = curve[-1] if curve else {}
         print(f"wrote {out} (method {method}, protocol {run['protocol']}, profile {profile.name}, seed {run['seed']}"
               + (f", final {', '.join(f'{k}={v:.3f}' for k, v in last.items() if isinstance(v, float))}"
@@ -419,7 +421,7 @@ def _adapt_settings(method: str, run: Path, model, profile):
 
     state = runs.load_learner(run, method)
     learner = make_learner(method, dict(model.named_parameters()), int(state["inner_steps"]),
-                           float(state["inner_lr"]))
+                           float(state["inner_lr"]), head=model.head_names())
     learner.load_state_dict(state)
     steps = getattr(profile, "meta_test_steps", None) or profile.ft_steps
     if method == "lslr":  # a learned schedule covers exactly the inner steps it was trained for
