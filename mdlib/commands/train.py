@@ -7,7 +7,7 @@ Examples::
     python -m mdlib adapt --checkpoint runs/pre0 --target movie --k-shot 9 --seed 0 --out results/pre0_movie.json
     python -m mdlib train --method pretrain --corpus my.jsonl --sources a b c --target d --out runs/mine
     python -m mdlib adapt --checkpoint runs/mine --target d --k-shot 3 --out r.json
-    python -m mdlib train --method pretrain --input context --out runs/ctx0   # DAML's input (docs/protocol.md)
+    python -m mdlib train --method pretrain --input acts --out runs/acts0   # acts with values in (docs/protocol.md)
     python -m mdlib train --protocol personas --method fomaml --out runs/fo_p0   # docs/personas.md
     python -m mdlib adapt --checkpoint runs/fo_p0 --target persona-2000 --k-shot 3 --out results/fo_p0.json
 
@@ -81,9 +81,9 @@ def _add_data_args(p: argparse.ArgumentParser, target_required: bool) -> None:
     p.add_argument("--target", default=None, required=target_required, metavar="TASK",
                    help="the held-out target task" + ("" if target_required else " (needed with --corpus)"))
     p.add_argument("--input", choices=INPUTS, default=None,
-                   help="the generator's input: the turn's acts with their values, or the context, belief and "
-                        "database result as DAML read them (docs/protocol.md; default: the profile's for train, "
-                        "the checkpoint's for adapt)")
+                   help="the generator's input: the context, belief and database result as DAML read them, "
+                        "or the turn's acts with their values (docs/protocol.md; default for train: context "
+                        "with --protocol domains, acts with --protocol personas; for adapt: the checkpoint's)")
     p.add_argument("--protocol", default=None, metavar="PROTOCOL",
                    help="domains (three source domains, three targets) or personas (system personas, "
                         "docs/personas.md); default: domains for train, the run's for adapt")

@@ -102,9 +102,12 @@ class NeuralGenerator:
     def from_checkpoint(cls, path: str | Path, profile="quick", device=None) -> "NeuralGenerator":
         """Load a checkpoint of ``python -m mdlib train`` (MdlibError saying how to make one)."""
         from mdlib.checkpoint import load_checkpoint
+        from mdlib.profiles import get_profile
 
-        model, vocab, _, _ = load_checkpoint(path, device=device)
-        return cls.from_profile(model, None, vocab, profile)
+        model, vocab, config, _ = load_checkpoint(path, device=device)
+        # the checkpoint's own input settings (runs saved before they existed read acts)
+        inputs = config.get("inputs") or {"input": "acts"}
+        return cls.from_profile(model, None, vocab, get_profile(profile).with_inputs(inputs))
 
     @torch.no_grad()
     def __call__(self, context: Sequence[str], acts: Sequence[Act]) -> str:
