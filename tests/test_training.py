@@ -183,3 +183,22 @@ def test_adapt_goes_through_the_inner_loop_and_evaluate_reports(monkeypatch):
     assert 0.0 <= res["entity_f1"] <= 1.0 and 0.0 <= res["act_f1"] <= 1.0
     s3, n3 = corpus_nll(model, ev.pairs_of(dialogues[3:], prof), vocab, params=params, **ev.collate_kw(prof))
     assert res["ppl"] == pytest.approx(math.exp(s3 / n3), rel=1e-4)
+
+
+def test_evaluation_package_exports_every_name_of_its_modules():
+    """``mdlib.evaluation`` was one module; every name it had is importable from the package."""
+    import importlib
+
+    import mdlib.evaluation as ev
+
+    parts = {"data": ["Data", "collate_kw", "pairs_of", "split_of", "sample_kshot", "source_pairs", "build_vocab",
+                      "adaptation_tasks", "protocol_vocab"],
+             "adaptation": ["adapt"],
+             "scoring": ["METRICS", "lexicon_for", "ActRecogniser", "generate", "evaluate", "dialogue_success_f1"],
+             "pretraining": ["CACHE_VERSION", "data_signature", "unseen_as_unk", "new_model", "pretrain"],
+             "baselines": ["run_baselines"]}
+    for module, names in parts.items():
+        mod = importlib.import_module(f"mdlib.evaluation.{module}")
+        for name in names:
+            assert getattr(ev, name) is getattr(mod, name), (module, name)
+    assert sorted(ev.__all__) == sorted(n for names in parts.values() for n in names)

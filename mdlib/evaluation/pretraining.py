@@ -1,7 +1,7 @@
 """Multi-domain supervised pretraining on the source tasks, cached under ``runs/cache``.
 
 :func:`pretrain` is the starting point of ``zero_shot``, ``pretrain_ft`` and of every
-meta-learner with ``meta_init = "pretrained"``; :func:`new_model` builds the generator
+meta-learner with ``meta_init = "pretrain"``; :func:`new_model` builds the generator
 that every method starts from.
 """
 
