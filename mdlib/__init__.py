@@ -2,7 +2,10 @@
 
 Layers, each importing only the ones before it::
 
-    data  ->  models  ->  meta  ->  dm, system  ->  experiments  ->  commands (CLI), reproduce
+    data  ->  models  ->  meta  ->  evaluation  ->  dm, system  ->  experiments  ->  commands (CLI), reproduce
+
+:mod:`mdlib.evaluation` is a package: data access, adaptation, scoring, pretraining and
+baselines, one module each.
 
 Plotting (:mod:`mdlib.plotting`), statistics (:mod:`mdlib.stats`), metrics
 (:mod:`mdlib.metrics`) and reporting (:mod:`mdlib.report`) are leaves any layer may use.

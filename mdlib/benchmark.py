@@ -33,7 +33,7 @@ def bench_problem(profile, n_tasks: int, seed: int = 0, device: torch.device | s
             batch (smaller tasks; ``None``: the whole episode).
 
     Returns:
-        ``(model, tasks)``: a :class:`~mdlib.models.seq2seq.Seq2Seq` in ``dtype`` on
+        ``(model, tasks)``: a generator (:class:`~mdlib.models.contract.Generator`) in ``dtype`` on
         ``device`` and a list of :class:`~mdlib.meta.learners.TaskBatches` (one support
         and one query batch of ``meta_k_support`` / ``meta_k_query`` dialogues each).
     """
@@ -106,7 +106,7 @@ def time_meta_steps(method: str, model: torch.nn.Module, tasks: Sequence[TaskBat
     if repeats < 1 or warmup < 0:
         raise MdlibError(f"time_meta_steps: need repeats >= 1 and warmup >= 0, got {repeats}, {warmup}")
     params = dict(model.named_parameters())
-    learner = make_learner(method, params, inner_steps, inner_lr)
+    learner = make_learner(method, params, inner_steps, inner_lr, head=model.head_names())
     targets = {**params, **learner.meta_parameters()}
     opt = torch.optim.Adam(list(targets.values()), lr=1e-3)
     device = next(iter(params.values())).device
@@ -190,7 +190,7 @@ def device_gradient_check(device: torch.device | str, reference: torch.device | 
         m = copy.deepcopy(model).to(dev)
         on_dev = [TaskBatches(t.task, [b.to(dev) for b in t.support], [b.to(dev) for b in t.query]) for t in tasks]
         params = dict(m.named_parameters())
-        learner = make_learner(method, params, prof.inner_steps, prof.inner_lr)
+        learner = make_learner(method, params, prof.inner_steps, prof.inner_lr, head=m.head_names())
 
         def loss_fn(p, b, m=m):
             return functional_call(m, p, (b,))

@@ -4,12 +4,15 @@ A checkpoint is one ``torch.save`` file holding plain data only (tensors, number
 strings, lists, dicts), so that it loads with ``torch.load(..., weights_only=True)``::
 
     {"format": "mdlib-checkpoint-v1", "state_dict": {...}, "vocab": [...tokens...],
-     "config": {"model": {...ModelConfig...}, ...run settings...}, "extra": {...},
+     "config": {"model": {"generator": "gru", ...its configuration...}, ...run settings...}, "extra": {...},
      "sha256": "<digest of the weights, vocabulary and configuration>"}
 
-Loading checks every field (types, sizes within :data:`LIMITS`, weight shapes against a
-model built on the ``meta`` device) before any memory is allocated, and the digest
-catches damaged bytes. A run folder (``python -m mdlib train --out runs/NAME``) holds
+``config["model"]`` is :func:`~mdlib.models.contract.generator_config`: the generator's
+registry name (:mod:`mdlib.models.contract`; a checkpoint without one was written by the
+GRU, ``"gru"``) and its configuration, which the registered class checks (types, sizes:
+:data:`mdlib.models.seq2seq.LIMITS` for the GRU). Loading checks every field and the
+weight shapes against a model built on the ``meta`` device before any memory is
+allocated, and the digest catches damaged bytes. A run folder (``python -m mdlib train --out runs/NAME``) holds
 ``checkpoint.pt``, ``config.json``, ``curve.json``, ``vocab.json`` and, written last, the
 manifest ``run.json`` that :mod:`mdlib.runs` verifies. :func:`cached` reuses a trained model
 across notebooks, keyed by a hash of its configuration and seed, under ``runs/cache/``.
@@ -18,7 +21,6 @@ across notebooks, keyed by a hash of its configuration and seed, under ``runs/ca
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hashlib
 import json
 import math
@@ -31,13 +33,10 @@ from mdlib import paths
 from mdlib.atomic import atomic_path, read_torch, write_text
 from mdlib.data.text import Vocab
 from mdlib.errors import MdlibError
-from mdlib.models.seq2seq import ModelConfig, Seq2Seq
+from mdlib.models.contract import Generator, GeneratorConfig, generator_config, parse_config
 
 FORMAT = "mdlib-checkpoint-v1"
 CHECKPOINT_NAME = "checkpoint.pt"
-#: Sane bounds of a checkpoint's model configuration: ``field -> (low, high)``. Far above
-#: any model of this package, far below sizes that would exhaust memory.
-LIMITS = {"vocab_size": (7, 1_000_000), "emb": (1, 4096), "hidden": (2, 8192)}
 
 
 def _digest(state: dict, vocab: list, config: dict, extra: dict) -> str:
@@ -55,13 +54,14 @@ def _json(obj: Any) -> str:
     return json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n"
 
 
-def save_checkpoint(path: str | Path, model: Seq2Seq, vocab: Vocab, config: dict,
+def save_checkpoint(path: str | Path, model: Generator, vocab: Vocab, config: dict,
                     extra: dict | None = None) -> Path:
     """Write ``model``'s weights with its vocabulary and configuration, atomically.
 
     Args:
         path: the ``.pt`` file.
-        config: JSON-able run settings; ``config["model"]`` is set from the model.
+        config: JSON-able run settings; ``config["model"]`` is set from the model
+            (:func:`~mdlib.models.contract.generator_config`: its registry name and configuration).
         extra: JSON-able extras (learning curve, ...).
 
     Raises:
@@ -71,7 +71,7 @@ def save_checkpoint(path: str | Path, model: Seq2Seq, vocab: Vocab, config: dict
     for k, v in state.items():
         if v.is_floating_point() and not bool(torch.isfinite(v).all()):
             raise MdlibError(f"refusing to save {path}: parameter {k!r} is not finite")
-    config = json.loads(_json(dict(config, model=model.config.to_dict())))
+    config = json.loads(_json(dict(config, model=generator_config(model))))
     extra = json.loads(_json(extra or {}))
     blob = {"format": FORMAT, "state_dict": state, "vocab": list(vocab.itos), "config": config, "extra": extra,
             "sha256": _digest(state, list(vocab.itos), config, extra)}
@@ -91,8 +91,8 @@ def _diff(expected: dict, found: dict, prefix: str = "") -> list[str]:
     return out
 
 
-def _check_blob(path: Path, blob: dict) -> ModelConfig:
-    """Check a checkpoint's fields and sizes (nothing is allocated); return its model configuration."""
+def _check_blob(path: Path, blob: dict) -> tuple[type, GeneratorConfig]:
+    """Check a checkpoint's fields and sizes (nothing is allocated); return its generator class and configuration."""
     vocab, config, state, extra = (blob.get(k) for k in ("vocab", "config", "state_dict", "extra"))
     if not isinstance(vocab, list) or not all(isinstance(t, str) for t in vocab):
         raise MdlibError(f"{path}: vocab: expected a list of token strings, got {type(vocab).__name__}")
@@ -104,25 +104,9 @@ def _check_blob(path: Path, blob: dict) -> ModelConfig:
         raise MdlibError(f"{path}: state_dict: expected a dict of parameter name -> floating-point tensor")
     if not isinstance(extra, dict):
         raise MdlibError(f"{path}: extra: expected an object, got {type(extra).__name__}")
-    model = config["model"]
-    fields = {f.name for f in dataclasses.fields(ModelConfig)}
-    if set(model) != fields:
-        raise MdlibError(f"{path}: config.model: expected the fields {sorted(fields)}, got {sorted(map(str, model))}")
-    for key, (low, high) in LIMITS.items():
-        value = model[key]
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise MdlibError(f"{path}: config.model.{key}: expected a whole number in [{low}, {high}], "
-                             f"got {value!r:.40}")
-    if model["hidden"] % 2:
-        raise MdlibError(f"{path}: config.model.hidden: expected an even number (bidirectional encoder), "
-                         f"got {model['hidden']}")
-    if not isinstance(model["copy"], bool):
-        raise MdlibError(f"{path}: config.model.copy: expected true or false, got {model['copy']!r:.40}")
-    dropout = model["dropout"]
-    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
-        raise MdlibError(f"{path}: config.model.dropout: expected a number in [0, 1), got {dropout!r:.40}")
-    if model["vocab_size"] != len(vocab):
-        raise MdlibError(f"{path}: model vocab_size {model['vocab_size']} != vocabulary size {len(vocab)}")
+    cls, mconf = parse_config(config["model"], f"{path}: config.model")
+    if mconf.vocab_size != len(vocab):
+        raise MdlibError(f"{path}: model vocab_size {mconf.vocab_size} != vocabulary size {len(vocab)}")
     digest = blob.get("sha256")
     if digest is not None and not isinstance(digest, str):
         raise MdlibError(f"{path}: sha256: expected a string, got {type(digest).__name__}")
@@ -133,11 +117,11 @@ def _check_blob(path: Path, blob: dict) -> ModelConfig:
     if digest != actual:
         raise MdlibError(f"{path}: damaged: its weights, vocabulary or configuration do not match the "
                          "SHA-256 recorded when it was saved")
-    return ModelConfig(**model)
+    return cls, mconf
 
 
 def load_checkpoint(path: str | Path, *, vocab: Vocab | None = None, config: dict | None = None,
-                    device: torch.device | str | None = None) -> tuple[Seq2Seq, Vocab, dict, dict]:
+                    device: torch.device | str | None = None) -> tuple[Generator, Vocab, dict, dict]:
     """Load a checkpoint (a ``.pt`` file or a run folder holding ``checkpoint.pt``).
 
     A checkpoint in a folder with a run manifest (``run.json``) is verified against it
@@ -153,7 +137,8 @@ def load_checkpoint(path: str | Path, *, vocab: Vocab | None = None, config: dic
 
     Raises:
         MdlibError: missing, foreign or damaged file, a field of the wrong type or out of
-            :data:`LIMITS`, or a vocabulary/configuration/weight mismatch, naming what differs.
+            the generator's limits, an unknown generator name, or a
+            vocabulary/configuration/weight mismatch, naming what differs.
     """
     from mdlib import runs
 
@@ -163,7 +148,7 @@ def load_checkpoint(path: str | Path, *, vocab: Vocab | None = None, config: dic
     if (path.parent / runs.MANIFEST).exists():
         runs.load_run(path.parent)
     blob = read_torch(path, FORMAT, "checkpoint", "train one with `python -m mdlib train --out DIR`")
-    mconf = _check_blob(path, blob)
+    cls, mconf = _check_blob(path, blob)
     ck_vocab = Vocab(blob["vocab"])
     if vocab is not None and vocab != ck_vocab:
         first = next((i for i, (a, b) in enumerate(zip(vocab.itos, ck_vocab.itos)) if a != b),
@@ -176,7 +161,7 @@ def load_checkpoint(path: str | Path, *, vocab: Vocab | None = None, config: dic
         if diffs:
             raise MdlibError(f"{path}: configuration differs: " + "; ".join(diffs[:5]))
     with torch.device("meta"):  # shapes only: nothing is allocated before they match
-        own = {k: tuple(v.shape) for k, v in Seq2Seq(mconf).state_dict().items()}
+        own = {k: tuple(v.shape) for k, v in cls(mconf).state_dict().items()}
     state = blob["state_dict"]
     missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
     shapes = [f"{k}: expected {own[k]}, checkpoint has {tuple(state[k].shape)}"
@@ -187,7 +172,7 @@ def load_checkpoint(path: str | Path, *, vocab: Vocab | None = None, config: dic
     bad = next((k for k, v in state.items() if not bool(torch.isfinite(v).all())), None)
     if bad is not None:
         raise MdlibError(f"{path}: parameter {bad!r} is not finite")
-    model = Seq2Seq(mconf)
+    model = cls(mconf)
     model.load_state_dict(state)
     model.eval()
     if device is not None:
@@ -195,7 +180,7 @@ def load_checkpoint(path: str | Path, *, vocab: Vocab | None = None, config: dic
     return model, ck_vocab, ck_config, blob.get("extra") or {}
 
 
-def save_run(out: str | Path, model: Seq2Seq, vocab: Vocab, config: dict, curve: list[dict]) -> Path:
+def save_run(out: str | Path, model: Generator, vocab: Vocab, config: dict, curve: list[dict]) -> Path:
     """Write a run folder: ``vocab.json``, ``curve.json``, ``config.json``, then ``checkpoint.pt``.
 
     The checkpoint is written last, so its presence means the run is complete.
@@ -203,7 +188,7 @@ def save_run(out: str | Path, model: Seq2Seq, vocab: Vocab, config: dict, curve:
     out = Path(out)
     vocab.save(out / "vocab.json")
     write_text(out / "curve.json", _json(curve))
-    write_text(out / "config.json", _json(dict(config, model=model.config.to_dict())))
+    write_text(out / "config.json", _json(dict(config, model=generator_config(model))))
     save_checkpoint(out / CHECKPOINT_NAME, model, vocab, config, extra={"curve": curve})
     return out
 
@@ -231,8 +216,8 @@ def _key_lock(folder: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def cached(config: dict, seed: int, train_fn: Callable[[], tuple[Seq2Seq, Vocab, list[dict]]],
-           cache_dir: str | Path | None = None, device=None) -> tuple[Seq2Seq, Vocab, dict, dict]:
+def cached(config: dict, seed: int, train_fn: Callable[[], tuple[Generator, Vocab, list[dict]]],
+           cache_dir: str | Path | None = None, device=None) -> tuple[Generator, Vocab, dict, dict]:
     """Load the model trained with ``config`` and ``seed``, or train and store it.
 
     Args:

@@ -26,10 +26,13 @@ class Profile:
         name: the profile's name.
         emb, hidden, copy: generator size (:class:`~mdlib.models.seq2seq.ModelConfig`).
         context_turns: turns of context per pair.
-        input: the generator's input (:data:`mdlib.data.pairs.INPUTS`): ``"acts"``, the
-            context and the turn's system acts with their values (the default for now),
-            or ``"context"``, the context, belief and database result with system-slot
-            values delexicalised, as DAML's model read it (docs/protocol.md).
+        input: the generator's input (:data:`mdlib.data.pairs.INPUTS`): ``"context"`` (the
+            default, the domains protocol as DAML ran it), the context, belief and
+            database result with system-slot values delexicalised; or ``"acts"``, the
+            context and the turn's system acts with their values, which a response can
+            copy (docs/protocol.md). The persona family reads acts
+            (:func:`mdlib.data.personas.persona_profile`); so does the end-to-end system's
+            generator, which realises the manager's acts.
         max_src, max_tgt: token caps of source and target.
         min_freq: vocabulary cut-off (vocabulary built on the source train split).
         n_train, n_valid: dialogues per source domain for pretraining / early stopping.
@@ -54,7 +57,7 @@ class Profile:
     hidden: int = 128
     copy: bool = True
     context_turns: int = 2
-    input: str = "acts"
+    input: str = "context"
     max_src: int = 80
     max_tgt: int = 40
     min_freq: int = 1

@@ -7,7 +7,7 @@
     {"format": "mdlib-run-v1", "method": "maml", "profile": "quick", "seed": 0,
      "protocol": "domains", "sources": [...], "targets": [...],
      "personas": null | {...PersonaSplits fields...},
-     "model": {...ModelConfig...},
+     "model": {"generator": "gru", ...its configuration...},
      "corpus": {"path": "/abs/my.jsonl", "sha256": "..."} | null,
      "files": {"checkpoint.pt": "<sha256>", "learner.pt": "<sha256>", ...}}
 
@@ -124,7 +124,8 @@ def finish(out: str | Path, *, method: str, profile: str, seed: int, sources: li
     """Write ``out/run.json`` (call it last, after every other file of the run).
 
     Args:
-        model: the model's configuration (``ModelConfig.to_dict()``).
+        model: the generator's registry name and configuration
+            (:func:`mdlib.models.contract.generator_config`).
         corpus: :func:`corpus_entry` of the training corpus, taken before training.
         protocol: one of :data:`PROTOCOLS`; personas: the persona splits
             (``dataclasses.asdict`` of :class:`mdlib.data.personas.PersonaSplits`) of a

@@ -72,7 +72,8 @@ def train(model, train_pairs: Sequence[Pair], vocab: Vocab, *, valid_pairs: Sequ
     """Train ``model`` in place with Adam; keep the weights of the best validation epoch.
 
     Args:
-        model: a Seq2Seq (its parameters are updated by the optimiser).
+        model: a generator (:class:`~mdlib.models.contract.Generator`; its parameters are updated
+            by the optimiser).
         train_pairs, valid_pairs: training and early-stopping pairs.
         epochs: passes over ``train_pairs``; patience: epochs without validation
             improvement before stopping; max_steps: optional cap on optimiser steps.

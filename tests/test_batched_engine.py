@@ -82,7 +82,7 @@ def test_padding_with_masked_positions_changes_no_loss():
 @pytest.mark.parametrize("method", ["maml", "fomaml", "reptile", "metasgd", "anil"])
 def test_batched_meta_gradient_equals_the_loop(method):
     model, params, tasks = _problem()
-    learner = make_learner(method, params, 2, 0.3)
+    learner = make_learner(method, params, 2, 0.3, head=model.head_names())
     g_loop, s_loop = meta_gradient(learner, _loss_fn(model), params, tasks, engine="loop")
     g_batch, s_batch = meta_gradient(learner, _loss_fn(model), params, tasks, engine="batched")
     assert set(g_loop) == set(g_batch) == set(params) | set(learner.meta_parameters())

@@ -144,15 +144,16 @@ def test_input_setting_is_checked():
     with pytest.raises(MdlibError, match="input must be one of"):
         extract_pairs([], input="acts+values")
     smoke = get_profile("smoke")
-    assert smoke.input == "acts" and smoke.use_acts  # the default stays acts for now
+    assert smoke.input == "context" and not smoke.use_acts  # DAML's input is the default
     assert smoke.with_inputs({"use_acts": True, "context_turns": 2}).input == "acts"  # runs saved before
-    assert not smoke.replace(input="context").use_acts
+    assert smoke.replace(input="acts").use_acts
+    assert smoke.with_inputs({"input": "acts"}).use_acts
 
 
 def test_evaluate_acts_input_has_no_uncopyable_f1(dialogues):
     from mdlib.evaluation import evaluate, new_model, protocol_vocab
 
-    prof = get_profile("smoke")
+    prof = get_profile("smoke").replace(input="acts")
     vocab = protocol_vocab(prof)
     res = evaluate(new_model(vocab, prof, 0), None, dialogues["movie"][:2], vocab, prof)
     assert res["entity_f1_uncopyable"] is None and "success_f1" in res
@@ -160,7 +161,7 @@ def test_evaluate_acts_input_has_no_uncopyable_f1(dialogues):
 
 def test_train_and_adapt_with_context_input(tmp_path, capsys):
     run, out = tmp_path / "ctx", tmp_path / "res.json"
-    assert main(["train", "--method", "pretrain", "--profile", "smoke", "--input", "context", "--out", str(run)]) == 0
+    assert main(["train", "--method", "pretrain", "--profile", "smoke", "--out", str(run)]) == 0  # the default
     assert json.loads((run / "config.json").read_text())["inputs"]["input"] == "context"
     vocab = json.loads((run / "vocab.json").read_text())["itos"]
     assert "<slot_company>" in vocab and "<db_many>" in vocab

@@ -53,7 +53,7 @@ def test_manifest_lists_every_file_and_the_run(maml_run):
     assert all(man["files"][n] == runs.sha256_file(maml_run / n) for n in man["files"])
     assert (man["method"], man["profile"], man["seed"], man["protocol"]) == ("maml", "smoke", 0, "domains")
     assert man["sources"] == ["bus", "restaurant", "weather"] and man["corpus"] is None
-    assert man["model"]["hidden"] > 0
+    assert man["model"]["hidden"] > 0 and man["model"]["generator"] == "gru"
     # written last: no file of the run is newer than the manifest
     newest = max(os.stat(maml_run / n).st_mtime_ns for n in man["files"])
     assert os.stat(maml_run / "run.json").st_mtime_ns >= newest
@@ -243,8 +243,25 @@ def test_crafted_checkpoint_is_one_line(maml_run, tmp_path, edit, message):
         load_checkpoint(tmp_path / "ck.pt")
 
 
+def test_checkpoint_without_a_generator_name_loads_as_the_gru(maml_run, tmp_path):
+    from mdlib.checkpoint import _digest
+    from mdlib.models.seq2seq import Seq2Seq
+
+    blob = _blob(maml_run)
+    assert blob["config"]["model"]["generator"] == "gru"
+    del blob["config"]["model"]["generator"]  # as written before the registry
+    blob["sha256"] = _digest(blob["state_dict"], blob["vocab"], blob["config"], blob["extra"])
+    torch.save(blob, tmp_path / "old.pt")
+    assert type(load_checkpoint(tmp_path / "old.pt")[0]) is Seq2Seq
+    blob["config"]["model"]["generator"] = "transformer"
+    blob["sha256"] = _digest(blob["state_dict"], blob["vocab"], blob["config"], blob["extra"])
+    torch.save(blob, tmp_path / "unknown.pt")
+    with pytest.raises(MdlibError, match=r"config.model.generator: unknown generator 'transformer'; registered: "):
+        load_checkpoint(tmp_path / "unknown.pt")
+
+
 def test_absurd_sizes_are_refused_before_allocation(maml_run, tmp_path, monkeypatch):
-    import mdlib.checkpoint
+    from mdlib.models.seq2seq import Seq2Seq
 
     blob = _blob(maml_run)
     blob["config"]["model"]["emb"] = 4096 * 1000
@@ -253,7 +270,7 @@ def test_absurd_sizes_are_refused_before_allocation(maml_run, tmp_path, monkeypa
     def no_model(*a, **k):
         raise AssertionError("a model was built before the configuration was checked")
 
-    monkeypatch.setattr(mdlib.checkpoint, "Seq2Seq", no_model)
+    monkeypatch.setattr(Seq2Seq, "__init__", no_model)
     with pytest.raises(MdlibError, match="config.model.emb"):
         load_checkpoint(tmp_path / "ck.pt")
 

@@ -56,6 +56,30 @@ def test_neural_generator_speaks_through_the_pipeline():
     assert isinstance(out, str) and len(out.split()) <= 5
 
 
+def test_the_system_takes_a_generator_trained_on_acts_only(tmp_path):
+    """The profile's default input is context, but the system realises the manager's acts:
+    a checkpoint trained on acts (or saved before inputs were recorded) loads, one trained
+    on context is refused in one line, by the chat's loader and by the simulation's."""
+    from mdlib.checkpoint import save_checkpoint
+    from mdlib.data.text import Vocab
+    from mdlib.models.seq2seq import build_model
+    from mdlib.system.parts import load_generator
+    from mdlib.system.pipeline import NeuralGenerator
+
+    vocab = Vocab.build([["what", "genre", "?"]])
+    model = build_model(len(vocab), emb=8, hidden=8)
+    for name, config in [("acts", {"inputs": {"input": "acts", "context_turns": 1}}), ("old", {})]:
+        ck = save_checkpoint(tmp_path / f"{name}.pt", model, vocab, config)
+        assert NeuralGenerator.from_checkpoint(ck).use_acts
+        assert load_generator(ck, "movie").use_acts
+    assert NeuralGenerator.from_checkpoint(tmp_path / "acts.pt").context_turns == 1
+    ck = save_checkpoint(tmp_path / "ctx.pt", model, vocab, {"inputs": {"input": "context"}})
+    with pytest.raises(MdlibError, match="input 'context'; the end-to-end system's generator reads the turn's acts"):
+        NeuralGenerator.from_checkpoint(ck)
+    with pytest.raises(MdlibError, match="trained without the system acts as input.*--input acts"):
+        load_generator(ck, "movie")
+
+
 def test_chat_loop_keeps_going_after_bad_lines():
     system = DialogueSystem("movie", TemplateGenerator("movie"))
     stdin = io.BytesIO(b"hi\n\n\xff\xfe\n" + b"a" * 600 + b"\nI want a comedy\n")

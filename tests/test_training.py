@@ -152,6 +152,7 @@ def test_profiles():
 
 def test_adapt_goes_through_the_inner_loop_and_evaluate_reports(monkeypatch):
     import mdlib.evaluation as ev
+    import mdlib.evaluation.adaptation
     from mdlib.data.generator import generate
 
     dialogues = generate(["movie"], "clean", 6, seed=2)
@@ -161,13 +162,13 @@ def test_adapt_goes_through_the_inner_loop_and_evaluate_reports(monkeypatch):
     model = ev.new_model(vocab, prof, 0)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     calls = []
-    real = ev.inner_loop
+    real = mdlib.evaluation.adaptation.inner_loop
 
     def spy(*args, **kw):
         calls.append(args[3])
         return real(*args, **kw)
 
-    monkeypatch.setattr(ev, "inner_loop", spy)
+    monkeypatch.setattr(mdlib.evaluation.adaptation, "inner_loop", spy)  # where adapt looks it up
     params = ev.adapt(model, None, dialogues[:3], prof, 0, vocab=vocab, lr=0.5, steps=5)
     assert calls == [5]
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
@@ -182,3 +183,22 @@ def test_adapt_goes_through_the_inner_loop_and_evaluate_reports(monkeypatch):
     assert 0.0 <= res["entity_f1"] <= 1.0 and 0.0 <= res["act_f1"] <= 1.0
     s3, n3 = corpus_nll(model, ev.pairs_of(dialogues[3:], prof), vocab, params=params, **ev.collate_kw(prof))
     assert res["ppl"] == pytest.approx(math.exp(s3 / n3), rel=1e-4)
+
+
+def test_evaluation_package_exports_every_name_of_its_modules():
+    """``mdlib.evaluation`` was one module; every name it had is importable from the package."""
+    import importlib
+
+    import mdlib.evaluation as ev
+
+    parts = {"data": ["Data", "collate_kw", "pairs_of", "split_of", "sample_kshot", "source_pairs", "build_vocab",
+                      "adaptation_tasks", "protocol_vocab"],
+             "adaptation": ["adapt"],
+             "scoring": ["METRICS", "lexicon_for", "ActRecogniser", "generate", "evaluate", "dialogue_success_f1"],
+             "pretraining": ["CACHE_VERSION", "data_signature", "unseen_as_unk", "new_model", "pretrain"],
+             "baselines": ["run_baselines"]}
+    for module, names in parts.items():
+        mod = importlib.import_module(f"mdlib.evaluation.{module}")
+        for name in names:
+            assert getattr(ev, name) is getattr(mod, name), (module, name)
+    assert sorted(ev.__all__) == sorted(n for names in parts.values() for n in names)

@@ -68,7 +68,7 @@ def _measure(rank: int, job: dict, world: int, port: int, folder: str) -> None:
     from mdlib.benchmark import time_meta_steps
     from mdlib.meta.distributed import from_env, local_device
     from mdlib.meta.learners import TaskBatches
-    from mdlib.models.seq2seq import Seq2Seq
+    from mdlib.models.contract import make_generator
     from mdlib.seeding import seed_everything
 
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world),
@@ -78,7 +78,7 @@ def _measure(rank: int, job: dict, world: int, port: int, folder: str) -> None:
     device = local_device(device)
     try:
         seed_everything(job["seed"])
-        model = Seq2Seq(job["config"])
+        model = make_generator(job["config"])
         model.load_state_dict(job["state"])
         model.to(device)
         tasks = [TaskBatches(t.task, [b.to(device) for b in t.support], [b.to(device) for b in t.query])
@@ -188,6 +188,7 @@ def run_bench(methods, meta_batches, engines, *, profile="quick", seed=0, repeat
     from tqdm.auto import tqdm
 
     from mdlib.benchmark import bench_problem
+    from mdlib.models.contract import generator_config
     from mdlib.profiles import get_profile
     from mdlib.seeding import default_device
 
@@ -208,7 +209,7 @@ def run_bench(methods, meta_batches, engines, *, profile="quick", seed=0, repeat
             for m in methods for mb in meta_batches for e in engines for p in (procs if mb == largest else [1])]
     rows = []
     for job in tqdm(jobs, desc="bench", disable=not progress):
-        payload = {**job, "config": model.config, "state": state, "tasks": tasks[: job["meta_batch"]],
+        payload = {**job, "config": generator_config(model), "state": state, "tasks": tasks[: job["meta_batch"]],
                    "seed": seed, "device": str(device), "inner_steps": prof.inner_steps,
                    "inner_lr": prof.inner_lr, "repeats": repeats, "warmup": warmup}
         outs = _launch(payload, job["processes"])

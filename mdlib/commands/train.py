@@ -7,7 +7,7 @@ Examples::
     python -m mdlib adapt --checkpoint runs/pre0 --target movie --k-shot 9 --seed 0 --out results/pre0_movie.json
     python -m mdlib train --method pretrain --corpus my.jsonl --sources a b c --target d --out runs/mine
     python -m mdlib adapt --checkpoint runs/mine --target d --k-shot 3 --out r.json
-    python -m mdlib train --method pretrain --input context --out runs/ctx0   # DAML's input (docs/protocol.md)
+    python -m mdlib train --method pretrain --input acts --out runs/acts0   # acts with values in (docs/protocol.md)
     python -m mdlib train --protocol personas --method fomaml --out runs/fo_p0   # docs/personas.md
     python -m mdlib adapt --checkpoint runs/fo_p0 --target persona-2000 --k-shot 3 --out results/fo_p0.json
 
@@ -81,9 +81,9 @@ def _add_data_args(p: argparse.ArgumentParser, target_required: bool) -> None:
     p.add_argument("--target", default=None, required=target_required, metavar="TASK",
                    help="the held-out target task" + ("" if target_required else " (needed with --corpus)"))
     p.add_argument("--input", choices=INPUTS, default=None,
-                   help="the generator's input: the turn's acts with their values, or the context, belief and "
-                        "database result as DAML read them (docs/protocol.md; default: the profile's for train, "
-                        "the checkpoint's for adapt)")
+                   help="the generator's input: the context, belief and database result as DAML read them, "
+                        "or the turn's acts with their values (docs/protocol.md; default for train: context "
+                        "with --protocol domains, acts with --protocol personas; for adapt: the checkpoint's)")
     p.add_argument("--protocol", default=None, metavar="PROTOCOL",
                    help="domains (three source domains, three targets) or personas (system personas, "
                         "docs/personas.md); default: domains for train, the run's for adapt")
@@ -310,8 +310,10 @@ def cmd_train(args) -> int:
         if group is not None:
             group.close()
     if writes:
+        from mdlib.models.contract import generator_config
+
         runs.finish(out, method=method, profile=profile.name, seed=run["seed"], sources=sources,
-                    targets=targets, model=model.config.to_dict(), corpus=corpus, **_protocol_fields(run))
+                    targets=targets, model=generator_config(model), corpus=corpus, **_protocol_fields(run))
         last = curve[-1] if curve else {}
         print(f"wrote {out} (method {method}, protocol {run['protocol']}, profile {profile.name}, seed {run['seed']}"
               + (f", final {', '.join(f'{k}={v:.3f}' for k, v in last.items() if isinstance(v, float))}"
@@ -419,7 +421,7 @@ def _adapt_settings(method: str, run: Path, model, profile):
 
     state = runs.load_learner(run, method)
     learner = make_learner(method, dict(model.named_parameters()), int(state["inner_steps"]),
-                           float(state["inner_lr"]))
+                           float(state["inner_lr"]), head=model.head_names())
     learner.load_state_dict(state)
     steps = getattr(profile, "meta_test_steps", None) or profile.ft_steps
     if method == "lslr":  # a learned schedule covers exactly the inner steps it was trained for

@@ -3,13 +3,14 @@
 Two inputs (:data:`INPUTS`, the profile's ``input``; docs/protocol.md says which
 protocol uses which):
 
-* ``"acts"`` (the default for now): the recent context *and* the system acts of the
-  turn to put into words, informed values included: the act-to-text NLG setting of
-  Meta-NLG. Every value of a reference response is in its acts, so entity F1 on this
-  input measures copying. A corpus without act annotations still works: the acts are
-  then empty and the input is the context only.
-* ``"context"``: what DAML's model read: the last turns, the belief and the database
-  result, with system-slot values delexicalised in the context and in the target
+* ``"acts"`` (:func:`extract_pairs`' default; a profile's is ``"context"``): the recent
+  context *and* the system acts of the turn to put into words, informed values included:
+  the act-to-text NLG setting of Meta-NLG. Every value of a reference response is in its
+  acts, so entity F1 on this input measures copying. A corpus without act annotations
+  still works: the acts are then empty and the input is the context only.
+* ``"context"`` (the default of :class:`mdlib.profiles.Profile`, the domains protocol):
+  what DAML's model read: the last turns, the belief and the database result, with
+  system-slot values delexicalised in the context and in the target
   (:mod:`mdlib.data.context`).
 
 Source layout of one pair (``Pair.source()``), with ``context_turns=2`` and acts input::

@@ -126,8 +126,9 @@ class EndToEndConfig:
     parser_inner_steps: int = 5
     parser_adapt_steps: int = 20
     parser_adapt_lr: float = 0.1
+    # input "acts": the system's generator realises the dialogue manager's acts
     profile: Profile = field(default_factory=lambda: get_profile("quick").replace(
-        n_train=40, n_valid=10, epochs=2, meta_steps=20, meta_eval_every=20))
+        n_train=40, n_valid=10, epochs=2, meta_steps=20, meta_eval_every=20, input="acts"))
     generator_method: str = "fomaml"
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     manager_method: str = "maml"
@@ -153,7 +154,8 @@ class EndToEndConfig:
 
 
 def _sized(name: str, **kw) -> EndToEndConfig:
-    profile = get_profile(kw.pop("profile_base", "quick")).replace(name=f"end_to_end_{name}", **kw.pop("profile"))
+    profile = get_profile(kw.pop("profile_base", "quick")).replace(name=f"end_to_end_{name}", input="acts",
+                                                                   **kw.pop("profile"))
     return EndToEndConfig(profile=profile, policy=PolicyConfig(**kw.pop("policy")), **kw)
 
 

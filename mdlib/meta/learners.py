@@ -134,7 +134,8 @@ class MetaSGD(MetaLearner):
 
 @register("anil")
 class ANIL(MetaLearner):
-    """ANIL: MAML that adapts only ``head`` parameters (e.g. the decoder's output layer)."""
+    """ANIL: MAML that adapts only ``head`` parameters (a generator's output layer:
+    :meth:`~mdlib.models.contract.Generator.head_names`)."""
 
     def __init__(self, head: Iterable[str], inner_steps: int = 1, inner_lr: float = 0.01, **kw) -> None:
         head = list(head)
@@ -144,8 +145,12 @@ class ANIL(MetaLearner):
 
     @classmethod
     def build(cls, params, inner_steps, inner_lr, *, head=None, **kw):
-        if head is None:  # the output layer, whatever the generator calls it
-            head = [n for n in params if n.startswith(("out", "decoder.out", "output"))]
+        if head is None:  # the model knows its head (the generator contract), the parameter names do not
+            raise MdlibError("anil: name the head parameters to adapt (head=...; a generator's are "
+                             "model.head_names())")
+        unknown = sorted(set(head) - set(params))
+        if unknown:
+            raise MdlibError(f"anil: head parameters {unknown[:3]} are not among the model's parameters")
         return cls(head, inner_steps, inner_lr, **kw)
 
 

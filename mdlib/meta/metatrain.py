@@ -289,7 +289,7 @@ def meta_train(
 
     Args:
         method: ``maml``, ``fomaml``, ``reptile``, ``metasgd`` or ``anil``.
-        model: a :class:`~mdlib.models.seq2seq.Seq2Seq` (random or pretrained init:
+        model: a generator (:class:`~mdlib.models.contract.Generator`; random or pretrained init:
             ``profile.meta_init``); its parameters are meta-trained in place.
         tasks: ``domain -> training dialogues`` of the meta-training (source) tasks.
         vocab: the vocabulary of the model.
@@ -324,6 +324,7 @@ def meta_train(
     if profile.inner_steps < 0:
         raise MdlibError(f"inner_steps must be >= 0, got {profile.inner_steps}")
     params = dict(model.named_parameters())
+    learner_kw.setdefault("head", model.head_names())  # ANIL's (the generator contract); others ignore it
     learner = make_learner(method, params, profile.inner_steps, profile.inner_lr, **learner_kw)
     sampler = EpisodeSampler({d: list(v) for d, v in tasks.items()}, profile.meta_k_support,
                              profile.meta_k_query, seed)

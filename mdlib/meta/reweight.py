@@ -235,7 +235,7 @@ def train_reweighted(
     Adam step on the weighted loss (:func:`reweight_step`).
 
     Args:
-        model: a :class:`~mdlib.models.seq2seq.Seq2Seq`, updated in place.
+        model: a generator (:class:`~mdlib.models.contract.Generator`), updated in place.
         train_pairs: the (possibly corrupted) training pairs.
         val_pairs: the small clean meta-validation pairs.
         vocab: the vocabulary.

@@ -1,9 +1,10 @@
-"""Greedy (batched) and beam-search decoding for :class:`~mdlib.models.seq2seq.Seq2Seq`.
+"""Greedy (batched) and beam-search decoding for any generator of the contract.
 
-Both return token lists; extended ids (copies of source OOV words) become the copied
-words through ``batch.oovs``. ``beam_search(width=1)`` equals ``greedy`` (tested).
-Decoding never needs gradients: pass ``params`` (e.g. adapted ones) and the model is
-bound to them with :func:`~mdlib.models.seq2seq.bind`.
+Both use only :meth:`~mdlib.models.contract.Generator.start`, ``step`` and ``select``
+(:mod:`mdlib.models.contract`), and return token lists; extended ids (copies of source
+OOV words) become the copied words through ``batch.oovs``. ``beam_search(width=1)``
+equals ``greedy`` (tested). Decoding never needs gradients: pass ``params`` (e.g.
+adapted ones) and the model is bound to them with :func:`~mdlib.models.contract.bind`.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import torch
 
 from mdlib.data.text import Vocab
 from mdlib.models.batching import Batch
-from mdlib.models.seq2seq import bind
+from mdlib.models.contract import bind
 
 
 def _token(i: int, b: int, vocab: Vocab, batch: Batch) -> str:
@@ -28,7 +29,8 @@ def greedy(model, batch: Batch, vocab: Vocab, *, params=None, max_len: int = 40)
     """Batched greedy decoding.
 
     Args:
-        model: a Seq2Seq; params: optional parameter dict to decode with.
+        model: a generator (:class:`~mdlib.models.contract.Generator`); params: optional
+            parameter dict to decode with.
         batch: the inputs (targets are ignored).
         max_len: maximum number of generated tokens (``<eos>`` excluded).
 
@@ -39,14 +41,14 @@ def greedy(model, batch: Batch, vocab: Vocab, *, params=None, max_len: int = 40)
     was_training = m.training
     m.eval()
     try:
-        enc, h = m.encode(batch.src, batch.src_mask)
-        B = enc.shape[0]
-        y = torch.full((B, 1), vocab.bos_id, dtype=torch.long, device=enc.device)
-        done = torch.zeros(B, dtype=torch.bool, device=enc.device)
+        state = m.start(batch)
+        B, device = batch.src.shape[0], batch.src.device
+        y = torch.full((B, 1), vocab.bos_id, dtype=torch.long, device=device)
+        done = torch.zeros(B, dtype=torch.bool, device=device)
         out: list[list[int]] = [[] for _ in range(B)]
         for _ in range(max_len):
-            logp, h, _ = m.decode(y, h, enc, batch.src_mask, batch.src_ext, batch.n_oov)
-            nxt = logp[:, -1].argmax(-1)
+            logp, state = m.step(y, state)
+            nxt = logp.argmax(-1)
             for b in range(B):
                 if not done[b]:
                     if int(nxt[b]) == vocab.eos_id:
@@ -66,6 +68,10 @@ def beam_search(model, batch: Batch, vocab: Vocab, *, width: int = 4, params=Non
                 alpha: float = 0.0) -> list[list[str]]:
     """Beam search, one example at a time (beams of one example run as a batch).
 
+    It stops when ``width`` hypotheses have ended and none still open ranks above the
+    best of them (with ``alpha = 0`` an open hypothesis only loses probability, so the
+    result is then the best hypothesis the beam can reach), or after ``max_len`` tokens.
+
     Args:
         width: beam width (1 gives greedy decoding).
         alpha: length normalisation: hypotheses are ranked by ``logp / len ** alpha``
@@ -81,20 +87,17 @@ def beam_search(model, batch: Batch, vocab: Vocab, *, width: int = 4, params=Non
     m.eval()
     results: list[list[str]] = []
     try:
-        enc_all, h_all = m.encode(batch.src, batch.src_mask)
-        for b in range(enc_all.shape[0]):
-            enc = enc_all[b:b + 1]
-            mask, ext = batch.src_mask[b:b + 1], batch.src_ext[b:b + 1]
-            h = h_all[:, b:b + 1]
+        start = m.start(batch)
+        device = batch.src.device
+        for b in range(batch.src.shape[0]):
+            state = m.select(start, torch.tensor([b], device=device))
             seqs: list[list[int]] = [[]]
-            scores = torch.zeros(1, device=enc.device)
+            scores = torch.zeros(1, device=device)
             finished: list[tuple[float, list[int]]] = []
             for _ in range(max_len):
-                n = len(seqs)
-                y = torch.tensor([[s[-1] if s else vocab.bos_id] for s in seqs], device=enc.device)
-                logp, h_new, _ = m.decode(y, h, enc.expand(n, -1, -1), mask.expand(n, -1),
-                                          ext.expand(n, -1), batch.n_oov)
-                total = (scores.unsqueeze(1) + logp[:, -1]).reshape(-1)
+                y = torch.tensor([[s[-1] if s else vocab.bos_id] for s in seqs], device=device)
+                logp, new_state = m.step(y, state)
+                total = (scores.unsqueeze(1) + logp).reshape(-1)
                 top = total.topk(min(width, total.numel()))
                 W = logp.shape[-1]
                 new_seqs, new_scores, new_rows = [], [], []
@@ -107,11 +110,15 @@ def beam_search(model, batch: Batch, vocab: Vocab, *, width: int = 4, params=Non
                         new_seqs.append(seqs[row] + [tok])
                         new_scores.append(sc)
                         new_rows.append(row)
-                if len(finished) >= width or not new_seqs:
+                if not new_seqs:
                     break
+                if len(finished) >= width:  # done once no live hypothesis can still beat the best finished one
+                    best_live = max(sc / len(q) ** alpha for sc, q in zip(new_scores, new_seqs))
+                    if max(f[0] for f in finished) >= best_live:
+                        break
                 seqs = new_seqs
-                scores = torch.tensor(new_scores, device=enc.device)
-                h = h_new[:, new_rows]
+                scores = torch.tensor(new_scores, device=device)
+                state = m.select(new_state, torch.tensor(new_rows, device=device))
             else:
                 finished.extend((float(s) / max(len(q), 1) ** alpha, q) for s, q in zip(scores.tolist(), seqs))
             best = max(finished, key=lambda t: t[0])[1] if finished else []

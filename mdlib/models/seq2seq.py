@@ -32,6 +32,7 @@ meta-step (:mod:`mdlib.meta.batched`) uses it. Decoding always takes the default
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from dataclasses import asdict, dataclass, replace
 
 import torch
@@ -39,8 +40,14 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from mdlib.errors import MdlibError
 from mdlib.models.batching import ROW_FIELDS, Batch
+from mdlib.models.contract import bind, register_generator  # noqa: F401  (bind: older imports)
 from mdlib.models.recurrence import gru, is_unrolled
+
+#: Sane bounds of a stored :class:`ModelConfig`: ``field -> (low, high)``. Far above any
+#: model of this package, far below sizes that would exhaust memory.
+LIMITS = {"vocab_size": (7, 1_000_000), "emb": (1, 4096), "hidden": (2, 8192)}
 
 
 @dataclass(frozen=True)
@@ -64,9 +71,36 @@ class ModelConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, fields: dict, where: str = "config.model") -> "ModelConfig":
+        """Check stored fields (types, :data:`LIMITS`) before anything is allocated.
 
+        Raises:
+            MdlibError: naming ``where`` and the field, and what was expected.
+        """
+        names = {f.name for f in dataclasses.fields(cls)}
+        if set(fields) != names:
+            raise MdlibError(f"{where}: expected the fields {sorted(names)}, got {sorted(map(str, fields))}")
+        for key, (low, high) in LIMITS.items():
+            value = fields[key]
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise MdlibError(f"{where}.{key}: expected a whole number in [{low}, {high}], got {value!r:.40}")
+        if fields["hidden"] % 2:
+            raise MdlibError(f"{where}.hidden: expected an even number (bidirectional encoder), "
+                             f"got {fields['hidden']}")
+        if not isinstance(fields["copy"], bool):
+            raise MdlibError(f"{where}.copy: expected true or false, got {fields['copy']!r:.40}")
+        dropout = fields["dropout"]
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+            raise MdlibError(f"{where}.dropout: expected a number in [0, 1), got {dropout!r:.40}")
+        return cls(**fields)
+
+
+@register_generator("gru")
 class Seq2Seq(nn.Module):
     """GRU encoder-decoder with Luong attention and a pointer-generator copy mechanism.
+
+    Meets the generator contract (:mod:`mdlib.models.contract`) as ``"gru"``.
 
     Args:
         config: a :class:`ModelConfig` (``vocab_size`` etc.).
@@ -98,6 +132,38 @@ class Seq2Seq(nn.Module):
         if device is not None and torch.device(device).type == "cuda":
             return torch.backends.cudnn.flags(enabled=False)
         return contextlib.nullcontext()
+
+    @classmethod
+    def config_from_dict(cls, fields: dict, where: str = "config.model") -> ModelConfig:
+        """The contract's configuration check: :meth:`ModelConfig.from_dict`."""
+        return ModelConfig.from_dict(fields, where)
+
+    def head_names(self) -> list[str]:
+        """The output layer ``W_o`` (what ANIL adapts)."""
+        return [n for n, _ in self.named_parameters() if n.startswith("out.")]
+
+    @torch.no_grad()
+    def read_as_unk(self, ids: torch.Tensor, unk_id: int) -> None:
+        """Copy the input embedding of ``<unk>`` into the rows ``ids`` (LongTensor (n,))."""
+        weight = self.embed.weight
+        weight[ids.to(weight.device)] = weight[unk_id].clone()
+
+    def start(self, batch: Batch):
+        """Decoding state: ``(h (1,B,H), enc (B,S,H), src_mask, src_ext, n_oov)``."""
+        enc, h = self.encode(batch.src, batch.src_mask)
+        return h, enc, batch.src_mask, batch.src_ext, batch.n_oov
+
+    def step(self, tokens: torch.Tensor, state) -> tuple[torch.Tensor, tuple]:
+        """``tokens`` (B, 1) -> log-probabilities of the next token (B, V + n_oov) and the new state."""
+        h, enc, mask, ext, n_oov = state
+        logp, h, _ = self.decode(tokens, h, enc, mask, ext, n_oov)
+        return logp[:, -1], (h, enc, mask, ext, n_oov)
+
+    @staticmethod
+    def select(state, rows: torch.Tensor) -> tuple:
+        """The decoding state of ``rows`` (LongTensor (R,))."""
+        h, enc, mask, ext, n_oov = state
+        return h[:, rows], enc[rows], mask[rows], ext[rows], n_oov
 
     def n_parameters(self) -> int:
         """Number of trainable numbers."""
@@ -252,20 +318,3 @@ def build_model(vocab_size: int, emb: int = 64, hidden: int = 128, copy: bool = 
     """A :class:`Seq2Seq` on ``device`` (default: CPU)."""
     model = Seq2Seq(ModelConfig(vocab_size=vocab_size, emb=emb, hidden=hidden, copy=copy, dropout=dropout))
     return model.to(device) if device is not None else model
-
-
-def bind(model: nn.Module, params: dict[str, torch.Tensor] | None) -> nn.Module:
-    """A copy of ``model`` whose parameters hold the values of ``params`` (for decoding).
-
-    ``params=None`` returns ``model`` itself. The copy is detached from autograd: use it
-    to generate text, not to differentiate.
-    """
-    if params is None:
-        return model
-    import copy
-
-    clone = copy.deepcopy(model)
-    with torch.no_grad():
-        for name, p in clone.named_parameters():
-            p.copy_(params[name].detach())
-    return clone

@@ -25,7 +25,7 @@ from mdlib.errors import MdlibError
 from mdlib.system.pipeline import MAX_INPUT_CHARS, DialogueSystem, NeuralGenerator, TemplateGenerator
 
 DEFAULT_CHECKPOINT = "generator"   # runs/generator/checkpoint.pt
-HOW_TO_TRAIN = "make one with `python -m mdlib train --out runs/generator` (or chat with --templates)"
+HOW_TO_TRAIN = "make one with `python -m mdlib train --input acts --out runs/generator` (or chat with --templates)"
 
 
 def default_checkpoint() -> Path:

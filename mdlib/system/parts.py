@@ -50,9 +50,10 @@ def load_generator(checkpoint: str | Path, domain: str, device=None):
     name = get_domain(domain).name
     model, vocab, config, _ = load_checkpoint(checkpoint, device=device)
     inputs = config.get("inputs") or {}
-    if inputs.get("use_acts") is False:
+    # runs saved before the input setting existed read acts (use_acts true or no inputs at all)
+    if inputs.get("use_acts") is False or inputs.get("input", "acts") != "acts":
         raise MdlibError(f"{checkpoint}: this generator was trained without the system acts as input, "
-                         "so it cannot say what a dialogue manager decides; train one with acts (the default)")
+                         "so it cannot say what a dialogue manager decides; train one with --input acts")
     served = served_domains(config)
     if served is not None and name not in served:
         raise MdlibError(f"{checkpoint}: this generator was trained on corpus {config.get('corpus')} for "

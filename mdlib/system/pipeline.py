@@ -14,7 +14,7 @@
   through :class:`~mdlib.dm.learned.LearnedPolicy` with the RL environment's features and
   action-to-acts mapping. Both query the database, so answers satisfy the believed
   constraints;
-* generator: a :class:`~mdlib.models.seq2seq.Seq2Seq` (its parameters pretrained,
+* generator: a :class:`~mdlib.models.contract.Generator` (its parameters pretrained,
   fine-tuned or meta-adapted), decoding the turn's system acts in context, or the
   template realiser :func:`mdlib.data.templates.realise` *only* when asked for
   explicitly (``TemplateGenerator``): it is the reference the learned generator is
@@ -64,10 +64,10 @@ class TemplateGenerator:
 
 
 class NeuralGenerator:
-    """A Seq2Seq generator with given parameters: the turn's acts in context -> text.
+    """A neural generator (the generator contract) with given parameters: the turn's acts in context -> text.
 
     Args:
-        model: the :class:`~mdlib.models.seq2seq.Seq2Seq`.
+        model: the generator (:class:`~mdlib.models.contract.Generator`).
         params: its (adapted) parameters (``None``: the model's own).
         vocab: its vocabulary.
         context_turns, use_acts, max_src, max_len: input and decoding settings (a
@@ -102,9 +102,12 @@ class NeuralGenerator:
     def from_checkpoint(cls, path: str | Path, profile="quick", device=None) -> "NeuralGenerator":
         """Load a checkpoint of ``python -m mdlib train`` (MdlibError saying how to make one)."""
         from mdlib.checkpoint import load_checkpoint
+        from mdlib.profiles import get_profile
 
-        model, vocab, _, _ = load_checkpoint(path, device=device)
-        return cls.from_profile(model, None, vocab, profile)
+        model, vocab, config, _ = load_checkpoint(path, device=device)
+        # the checkpoint's own input settings (runs saved before they existed read acts)
+        inputs = config.get("inputs") or {"input": "acts"}
+        return cls.from_profile(model, None, vocab, get_profile(profile).with_inputs(inputs))
 
     @torch.no_grad()
     def __call__(self, context: Sequence[str], acts: Sequence[Act]) -> str:
