@@ -257,12 +257,15 @@ def family(name: str, **kw):
 # --------------------------------------------------------------------------- one seed
 def method_learner(method: str, params: Mapping[str, torch.Tensor], inner_steps: int, inner_lr: float,
                    head: Sequence[str] | None = None) -> MetaLearner:
-    """The learner of a meta-trained method (``multitask_matched`` is ``multitask``)."""
+    """The learner of a meta-trained method (``multitask_matched`` is ``multitask``).
+
+    Args:
+        head: the generator's output head (``model.head_names()``): what ANIL adapts.
+    """
     name = "multitask" if method == "multitask_matched" else method
     if name not in LEARNERS or method == "pretrain_ft":
         raise MdlibError(f"comparison: unknown method {method!r}; expected one of {', '.join(COMPARISON_METHODS)}")
-    kw = {"head": head} if name == "anil" and head is not None else {}
-    return make_learner(name, params, inner_steps, inner_lr, **kw)
+    return make_learner(name, params, inner_steps, inner_lr, head=head)
 
 
 def adapt_curve(model, params: Mapping[str, torch.Tensor], support: Sequence[dict], profile: Profile, seed: int,
@@ -407,7 +410,7 @@ def run_comparison(fam, seed: int, *, profile: Profile | str = "quick", profile_
         t0 = time.perf_counter()
         learner_model = copy.deepcopy(model)
         params = dict(learner_model.named_parameters())
-        learner = method_learner(method, params, inner_steps, inner_lr)
+        learner = method_learner(method, params, inner_steps, inner_lr, head=learner_model.head_names())
 
         def loss_fn(p, batch, _m=learner_model):
             return torch.func.functional_call(_m, p, (batch,))
