@@ -108,3 +108,32 @@ def test_meta_rl_adapts_faster_than_scratch_on_bandit_family(method):
     # the meta-learned initialisation puts its mass on the arms that can pay
     pi = torch.softmax(meta["logits"].detach(), -1)
     assert float(pi[:3].sum()) > 0.8
+
+
+@pytest.mark.parametrize("inner_steps", [1, 2])
+def test_matched_training_spends_the_budget_it_claims(inner_steps):
+    """Every method plays T*K*(n+1)*E dialogues; MAML, Reptile and the pretrain control take
+    (n+1)*T*K policy gradients, the multitask control T*K at MAML's T outer steps."""
+    T, K, E, n = 3, 2, 4, inner_steps
+    spent = {}
+    for method in metarl.MATCHED_METHODS:
+        tasks = [metarl.Counted(t) for t in bandit_family(5, n_arms=4)]
+        params, log = metarl.matched_training(method, tasks, BanditTask.init_params(4), T, K, E, inner_lr=0.5,
+                                              outer_lr=0.05, reptile_lr=0.5, gen=torch.Generator().manual_seed(0),
+                                              inner_steps=n)
+        assert set(params) == {"logits"} and bool(torch.isfinite(params["logits"]).all())
+        spent[method] = (len(log), sum(t.episodes for t in tasks), sum(t.gradients for t in tasks))
+    dialogues = T * K * (n + 1) * E
+    assert spent["maml"] == (T, dialogues, (n + 1) * T * K)
+    assert spent["reptile"] == (T, dialogues, (n + 1) * T * K)
+    assert spent["multitask"] == (T, dialogues, T * K)               # matched outer steps and dialogues
+    assert spent["pretrain"] == ((n + 1) * T, dialogues, (n + 1) * T * K)  # matched gradients and dialogues
+
+
+def test_matched_training_refuses_unknown_methods_and_empty_budgets():
+    tasks = bandit_family(3, n_arms=4)
+    args = (BanditTask.init_params(4), 2, 2, 4, 0.5, 0.05, 0.5, torch.Generator().manual_seed(0))
+    with pytest.raises(MdlibError, match="unknown matched-training method 'scratch'"):
+        metarl.matched_training("scratch", tasks, *args)
+    with pytest.raises(MdlibError, match="inner_steps"):
+        metarl.matched_training("maml", tasks, *args, inner_steps=0)

@@ -27,6 +27,10 @@ These three are the generator's learners (``multitask``, ``reptile``, ``maml`` /
 (:func:`mdlib.meta.metatrain.meta_train_loop`) through :func:`meta_rl`: a task's
 support and query are :class:`Episodes` (on-policy: played by the parameters that learn
 from them) and the ``loss_fn`` is the REINFORCE surrogate (:func:`surrogate`).
+
+:func:`matched_training` runs MAML, Reptile and two compute-matched controls (the
+``multitask`` learner with MAML's outer steps, and with MAML's gradient evaluations) on one
+shared dialogue budget; :class:`Counted` counts the dialogues and gradients a run spends.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ from mdlib.data.domains import SOURCES, get_domain
 from mdlib.dm.policy import SlotActPolicy
 from mdlib.dm.population import SOURCE_POPULATIONS, get_population
 from mdlib.dm.rl import DialogueTask, make_policy
-from mdlib.errors import MdlibError
+from mdlib.errors import MdlibError, lookup
 from mdlib.meta.base import OnPolicy, TaskBatches
 from mdlib.meta.inner import inner_loop
 from mdlib.meta.learners import MetaLearner, make_learner
@@ -254,6 +258,79 @@ def maml(tasks: Sequence[RLTask], params: Params, iterations: int, tasks_per_ite
     params, hist = meta_rl(learner, tasks, params, iterations, tasks_per_iter, gen, [support_episodes],
                            [query_episodes], meta_lr, progress=progress)
     return params, [r["query_loss"] for r in hist.steps]
+
+
+class Counted:
+    """An RL task that counts what training spends on it (the check that budgets match).
+
+    Wraps any :class:`RLTask`; ``episodes`` counts the dialogues played through
+    :meth:`collect` and ``gradients`` the surrogates built through :meth:`loss`. Every
+    surrogate that meta-training builds is differentiated exactly once (an inner step, a
+    query gradient or a pretraining step), so ``gradients`` is the number of
+    policy-gradient evaluations.
+
+    Args:
+        task: the task to count.
+    """
+
+    def __init__(self, task: RLTask):
+        self.task, self.name = task, task.name
+        self.episodes = self.gradients = 0
+
+    def collect(self, params: Params, n: int, gen: torch.Generator) -> Any:
+        self.episodes += n
+        return self.task.collect(params, n, gen)
+
+    def loss(self, params: Params, batch: Any) -> torch.Tensor:
+        self.gradients += 1
+        return self.task.loss(params, batch)
+
+    def evaluate(self, params: Params, n: int, gen: torch.Generator) -> dict:
+        return self.task.evaluate(params, n, gen)
+
+
+#: The methods of :func:`matched_training`: two controls and two meta-learners.
+MATCHED_METHODS: tuple[str, ...] = ("pretrain", "multitask", "maml", "reptile")
+
+
+def matched_training(method: str, tasks: Sequence[RLTask], params: Params, outer_steps: int, tasks_per_step: int,
+                     episodes: int, inner_lr: float, outer_lr: float, reptile_lr: float, gen: torch.Generator,
+                     inner_steps: int = 1, progress: bool = False) -> tuple[Params, list[float]]:
+    """Train ``method`` with the dialogue budget that every method of the comparison shares.
+
+    With ``T = outer_steps``, ``K = tasks_per_step``, ``E = episodes`` and ``n = inner_steps``
+    (MAML's), every method plays ``T * K * (n + 1) * E`` dialogues; they differ in what
+    they do with them:
+
+    - ``maml`` (first order): ``n`` inner steps on ``E`` fresh dialogues each, then ``E``
+      query dialogues played by the adapted policy; ``T`` outer (Adam) steps and
+      ``n + 1`` policy gradients per task and step;
+    - ``reptile``: ``n + 1`` inner steps on ``E`` fresh dialogues each; ``T`` outer steps,
+      ``n + 1`` gradients per task and step;
+    - ``multitask``: the control with MAML's outer steps and dialogues: ``(n + 1) * E``
+      dialogues per task at ``theta``, one gradient, ``T`` Adam steps (so ``n + 1``
+      times fewer gradient evaluations than MAML);
+    - ``pretrain``: the control with MAML's gradient evaluations and dialogues: the same
+      learner, ``E`` dialogues and one gradient per task and step, ``(n + 1) * T`` Adam
+      steps.
+
+    :class:`Counted` tasks report what was spent (``tests/test_rl.py`` checks these counts).
+
+    Returns:
+        ``(params, log)``: the trained initialisation and one entry per outer step.
+    """
+    lookup(dict.fromkeys(MATCHED_METHODS), method, "matched-training method")
+    _check_positive(outer_steps=outer_steps, tasks_per_step=tasks_per_step, episodes=episodes,
+                    inner_steps=inner_steps)
+    T, K, E, rounds = outer_steps, tasks_per_step, episodes, inner_steps + 1
+    if method == "pretrain":
+        return pretrain(tasks, params, rounds * T, K, E, outer_lr, gen, progress=progress)
+    if method == "multitask":
+        return pretrain(tasks, params, T, K, rounds * E, outer_lr, gen, progress=progress)
+    if method == "maml":
+        return maml(tasks, params, T, K, E, E, inner_lr, outer_lr, gen, inner_steps=inner_steps, first_order=True,
+                    progress=progress)
+    return reptile(tasks, params, T, K, rounds * E, E, inner_lr, reptile_lr, gen, progress=progress)
 
 
 def _check_tasks(tasks: Sequence[RLTask]) -> None:
