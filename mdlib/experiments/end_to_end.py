@@ -54,7 +54,7 @@ return, BLEU and slot error of the system's turns (and the parser's F1 on those
 dialogues). Over seeds: :func:`mdlib.stats.interval` and
 :func:`mdlib.stats.paired_difference` against ``all_fine_tuned`` (a t-interval, clipped to the bounds of the
 metrics in :data:`mdlib.stats.BOUNDS`). ``scripts/end_to_end_table.py``
-runs it and prints the table (notebook 07 is to build on it).
+runs it and prints the table; notebook 07 builds on it.
 """
 
 from __future__ import annotations
