@@ -71,9 +71,25 @@ def test_every_system_meets_the_same_users_and_seeds_change_them(tiny):
     assert {again[0]["goals"]} == goals[0]
 
 
+def test_every_part_keeps_the_meta_learned_start_before_adaptation(tiny):
+    config, parts, systems, rows = tiny
+    for part in e2e.PARTS:
+        assert set(e2e.VARIANTS) <= set(parts[part]), part
+    # the start is what the k dialogues adapted: same network, other parameters
+    start, adapted = parts["parser"]["meta_zero_shot"], parts["parser"]["meta"]
+    assert start.model is adapted.model
+    assert any(not torch.equal(start.params[k], v) for k, v in adapted.params.items())
+    # (the tiny manager's two adaptation dialogues may end alike, giving no gradient: not checked)
+    assert parts["manager"]["meta_zero_shot"].model is parts["manager"]["meta"].model
+    assert parts["generator"]["meta_zero_shot"].model is parts["generator"]["meta"].model
+
+
 def test_bad_configuration_is_refused():
     with pytest.raises(MdlibError, match="source domain"):
         e2e.get_config("tiny", target="bus")
+    context_only = e2e.get_config("tiny").profile.replace(input="context")
+    with pytest.raises(MdlibError, match="needs input 'acts'"):
+        e2e.get_config("tiny", profile=context_only)
     with pytest.raises(MdlibError, match="unknown end-to-end size"):
         e2e.get_config("huge")
     with pytest.raises(MdlibError, match="unknown system"):

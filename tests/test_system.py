@@ -80,6 +80,39 @@ def test_the_system_takes_a_generator_trained_on_acts_only(tmp_path):
         load_generator(ck, "movie")
 
 
+def test_neural_generator_decodes_with_its_own_parameters_every_turn():
+    torch = pytest.importorskip("torch")
+    from mdlib.data.acts import Act
+    from mdlib.data.text import Vocab
+    from mdlib.models.decoding import greedy
+    from mdlib.models.batching import collate
+    from mdlib.data.pairs import Pair
+    from mdlib.models.seq2seq import build_model
+    from mdlib.system.pipeline import NeuralGenerator
+
+    torch.manual_seed(0)
+    words = ["what", "genre", "?", "request", "comedy", "drama", "years", "country"]
+    vocab = Vocab.build([words])
+    model = build_model(len(vocab), emb=8, hidden=8)
+    own = {k: v.detach().clone() for k, v in model.named_parameters()}
+    other = {k: torch.randn_like(v) for k, v in own.items()}
+    acts = [Act("request", "genre")]
+
+    def reference(params):  # decoding through a fresh copy of the model with ``params``
+        batch = collate([Pair(context=(), response=(), acts=tuple(acts))], vocab, use_acts=True, max_src=80)
+        return " ".join(greedy(model, batch, vocab, params=params, max_len=6)[0])
+
+    assert reference(other) != reference(own)  # so the checks below can fail
+    gen = NeuralGenerator(model, other, vocab, context_turns=0, max_len=6)
+    first = gen([], acts)
+    assert first.split() == reference(other).split()
+    assert all(torch.equal(p, own[k]) for k, p in model.named_parameters())  # the model itself untouched
+    # the values are read at every turn: changed parameters change what it says
+    for k in other:
+        gen.params[k].copy_(own[k])
+    assert gen([], acts).split() == reference(own).split()
+
+
 def test_chat_loop_keeps_going_after_bad_lines():
     system = DialogueSystem("movie", TemplateGenerator("movie"))
     stdin = io.BytesIO(b"hi\n\n\xff\xfe\n" + b"a" * 600 + b"\nI want a comedy\n")

@@ -29,6 +29,10 @@ number of target dialogues as the other parts see; both initialisations adapt fr
 same random stream, so their first batch meets the same users (with the default k = 9 and
 batch 10: all of them). The parser and generator adapt on corpus dialogues instead.
 
+Each part also keeps ``meta_zero_shot``, the meta-learned start before the k dialogues
+(no system uses it; notebook 07 scores the parser's before and after adaptation on the
+same test set).
+
 Compute is not matched: every ``meta`` part had its meta-training on top of (generator)
 or instead of (parser, manager) the pretraining; the compute-matched control
 (the ``multitask`` learner) is left out of this table.
@@ -50,7 +54,7 @@ return, BLEU and slot error of the system's turns (and the parser's F1 on those
 dialogues). Over seeds: :func:`mdlib.stats.interval` and
 :func:`mdlib.stats.paired_difference` against ``all_fine_tuned`` (a t-interval, clipped to the bounds of the
 metrics in :data:`mdlib.stats.BOUNDS`). ``scripts/end_to_end_table.py``
-runs it and prints the table (notebook 07 is to build on it).
+runs it and prints the table; notebook 07 builds on it.
 """
 
 from __future__ import annotations
@@ -71,7 +75,9 @@ from mdlib.errors import MdlibError, lookup
 from mdlib.profiles import Profile, get_profile
 
 PARTS = ("parser", "manager", "generator")
-VARIANTS = ("reference", "zero_shot", "fine_tuned", "meta")
+#: ``meta_zero_shot`` is the meta-learned start before the k dialogues: no system uses it;
+#: it shows what adaptation adds to the meta-learned part (notebook 07 scores the parser's).
+VARIANTS = ("reference", "zero_shot", "fine_tuned", "meta", "meta_zero_shot")
 #: Each system: the variant of (parser, manager, generator).
 SYSTEMS: dict[str, tuple[str, str, str]] = {
     "zero_shot": ("zero_shot", "zero_shot", "zero_shot"),
@@ -126,9 +132,10 @@ class EndToEndConfig:
     parser_inner_steps: int = 5
     parser_adapt_steps: int = 20
     parser_adapt_lr: float = 0.1
-    # input "acts": the system's generator realises the dialogue manager's acts
+    # input "acts" named, not inherited: the generator says the manager's acts, whatever
+    # the profile's default input is
     profile: Profile = field(default_factory=lambda: get_profile("quick").replace(
-        n_train=40, n_valid=10, epochs=2, meta_steps=20, meta_eval_every=20, input="acts"))
+        input="acts", n_train=40, n_valid=10, epochs=2, meta_steps=20, meta_eval_every=20))
     generator_method: str = "fomaml"
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     manager_method: str = "maml"
@@ -140,6 +147,9 @@ class EndToEndConfig:
         for name in ("k_shot", "n_dialogues", "parser_dialogues", "parser_steps", "parser_meta_steps"):
             if getattr(self, name) < 1:
                 raise MdlibError(f"end-to-end config: {name} must be >= 1, got {getattr(self, name)}")
+        if not self.profile.use_acts:
+            raise MdlibError(f"end-to-end config: the generator's profile has input {self.profile.input!r}; "
+                             "the end-to-end generator says the manager's acts, so it needs input 'acts'")
         if self.manager_method not in ("maml", "reptile"):
             raise MdlibError(f"manager_method: expected maml or reptile, got {self.manager_method!r}")
 
@@ -155,7 +165,7 @@ class EndToEndConfig:
 
 def _sized(name: str, **kw) -> EndToEndConfig:
     profile = get_profile(kw.pop("profile_base", "quick")).replace(name=f"end_to_end_{name}", input="acts",
-                                                                   **kw.pop("profile"))
+                                                                  **kw.pop("profile"))
     return EndToEndConfig(profile=profile, policy=PolicyConfig(**kw.pop("policy")), **kw)
 
 
@@ -186,7 +196,7 @@ def get_config(size: str | EndToEndConfig = "small", **changes) -> EndToEndConfi
 
 
 def parser_variants(config: EndToEndConfig, seed: int, shots: Sequence[dict]) -> dict:
-    """The parser's three variants (:class:`~mdlib.system.parser.LearnedParser`), as in notebook 07."""
+    """The parser's variants (:class:`~mdlib.system.parser.LearnedParser`), as in notebook 07."""
     from mdlib.data.splits import load_split
     from mdlib.meta.learners import make_learner
     from mdlib.system.parser import (LearnedParser, ParserNet, adapt_parser, meta_train_parser, train_parser,
@@ -206,11 +216,12 @@ def parser_variants(config: EndToEndConfig, seed: int, shots: Sequence[dict]) ->
 
     return {"zero_shot": LearnedParser(net, pre, c.target),
             "fine_tuned": LearnedParser(net, adapted(net, pre), c.target),
-            "meta": LearnedParser(meta_net, adapted(meta_net, meta), c.target)}
+            "meta": LearnedParser(meta_net, adapted(meta_net, meta), c.target),
+            "meta_zero_shot": LearnedParser(meta_net, meta, c.target)}
 
 
 def manager_variants(config: EndToEndConfig, seed: int) -> dict:
-    """The manager's three variants (:class:`~mdlib.dm.learned.TrainedPolicy`).
+    """The manager's variants (:class:`~mdlib.dm.learned.TrainedPolicy`).
 
     ``zero_shot`` is the multi-task pretrained policy; ``fine_tuned`` and ``meta`` adapt
     the pretrained and the meta-learned initialisation with ``config.k_shot`` dialogues
@@ -229,6 +240,7 @@ def manager_variants(config: EndToEndConfig, seed: int) -> dict:
     pre = initialisation("pretrain", model, p, seed)
     meta = initialisation(c.manager_method, model, p, seed)
     out["zero_shot"] = TrainedPolicy(model, pre, dict(saved, method="pretrain", episodes=0))
+    out["meta_zero_shot"] = TrainedPolicy(model, meta, dict(saved, method=c.manager_method, episodes=0))
     for variant, init, method in (("fine_tuned", pre, "pretrain"), ("meta", meta, c.manager_method)):
         # the seed of run_method's adaptation stream: the same users for both initialisations
         gen = torch.Generator().manual_seed(seed + 1)
@@ -238,7 +250,7 @@ def manager_variants(config: EndToEndConfig, seed: int) -> dict:
 
 
 def generator_variants(config: EndToEndConfig, seed: int, shots: Sequence[dict]) -> dict:
-    """The generator's three variants (:class:`~mdlib.system.pipeline.NeuralGenerator`), as in notebook 07."""
+    """The generator's variants (:class:`~mdlib.system.pipeline.NeuralGenerator`), as in notebook 07."""
     from mdlib.data.splits import load_split
     from mdlib.evaluation import adapt, pretrain
     from mdlib.meta.metatrain import meta_train
@@ -257,7 +269,8 @@ def generator_variants(config: EndToEndConfig, seed: int, shots: Sequence[dict])
 
     return {"zero_shot": speaker(gen, base),
             "fine_tuned": speaker(gen, adapt(gen, base, shots, prof, seed, vocab=vocab)),
-            "meta": speaker(meta_gen, adapt(meta_gen, meta_base, shots, prof, seed, vocab=vocab))}
+            "meta": speaker(meta_gen, adapt(meta_gen, meta_base, shots, prof, seed, vocab=vocab)),
+            "meta_zero_shot": speaker(meta_gen, meta_base)}
 
 
 def build_parts(config: EndToEndConfig, seed: int) -> dict[str, dict]:
