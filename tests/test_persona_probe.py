@@ -6,7 +6,8 @@ import torch
 
 from mdlib.data.personas import PersonaSplits, persona_profile
 from mdlib.errors import MdlibError
-from mdlib.experiments.personas import (PROBE_METHODS, _episode, best_meta_learner, paired_rows,
+from mdlib.experiments.comparison import PersonaFamily, _episode
+from mdlib.experiments.personas import (PROBE_METHODS, best_meta_learner, paired_rows,
                                         probe_learner, run_persona_probe, summarise)
 from mdlib.evaluation import build_vocab, new_model
 from mdlib.data.personas import persona_pairs
@@ -70,7 +71,7 @@ def test_multitask_control_is_maml_with_zero_inner_steps():
     model = new_model(vocab, profile, seed=0)
     params = dict(model.named_parameters())
     episode = EpisodeSampler(tasks, 1, 1, seed=0).sample(1)
-    batches = [_episode(ep, vocab, profile, None) for ep in episode]
+    batches = [_episode(PersonaFamily(TINY), ep, vocab, profile, None) for ep in episode]
 
     def loss_fn(p, batch):
         return torch.func.functional_call(model, p, (batch,))
@@ -93,11 +94,12 @@ def test_unknown_method_is_refused():
 
 
 def test_validation_only_run_never_scores_a_test_persona(monkeypatch):
+    import mdlib.experiments.comparison as comparison
     import mdlib.experiments.personas as probe
 
     seen = []
-    real = probe.persona_kshot
-    monkeypatch.setattr(probe, "persona_kshot", lambda name, *a, **kw: seen.append(name) or real(name, *a, **kw))
+    real = comparison.persona_kshot
+    monkeypatch.setattr(comparison, "persona_kshot", lambda name, *a, **kw: seen.append(name) or real(name, *a, **kw))
     run = run_persona_probe(0, **dict(TINY_RUN, methods=("multitask",), test=False))
     assert run["rows"] == [] and run["oracle"] == []
     assert set(seen) == set(TINY.names("valid"))
