@@ -17,15 +17,26 @@ Two things MAML fixes by hand and MAML++ learns:
   when the gradient of its query loss points the same way as the gradient of the
   final-step loss on held-out query data (notebook 05).
 
+How fast the schedule can move. The outer optimiser is Adam, and Adam moves every
+number it updates by about its step size (``outer_lr``, 1e-3 by default) per outer step,
+whatever the size of the gradient. A step size stored as itself could therefore move by
+at most ``meta_steps * outer_lr`` (0.005 in 5 outer steps): a schedule that cannot move
+and a test that cannot fail. The schedule therefore stores ``u = log(alpha) / rate``
+(and the step-loss logits divided by ``rate``): one Adam step changes ``log alpha`` by
+up to ``rate * outer_lr``, so with the default ``rate = 30`` and ``outer_lr = 1e-3`` a
+step size can grow or shrink by about 3 % per outer step (a factor of e in about 33
+steps), and it stays positive by construction.
+
 Invalid step sizes (the policy, fixed): after each meta-update call
-:meth:`LearnedSchedule.project_`. A step size that became **negative is clamped** to
-``min_lr`` (default 0: a negative step size would turn adaptation into gradient
-*ascent*); one that became **NaN or inf stops** training with :class:`MdlibError`
-naming the group and step, because no clamp can recover a meaningful value.
+:meth:`LearnedSchedule.project_`. A step size below ``min_lr`` (default 0: never, since
+``alpha = exp(rate * u) > 0``) is **clamped** to it; one that became **NaN or inf
+stops** training with :class:`MdlibError` naming the group and step, because no clamp
+can recover a meaningful value.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Callable, Iterable, Mapping, Sequence
 
@@ -69,13 +80,17 @@ class LearnedSchedule(torch.nn.Module):
         init_lr: the initial step size of every group and step (``> 0``).
         group: maps a parameter name to its group name (:func:`per_tensor` or
             :func:`per_layer`, or your own).
-        min_lr: the floor that :meth:`project_` clamps negative step sizes to.
+        min_lr: the floor that :meth:`project_` clamps step sizes to (``>= 0``).
         learn_step_weights: whether the multi-step-loss weights are learned (they start
             uniform either way).
+        rate: how fast the outer optimiser can move the schedule (module doc):
+            ``alpha = exp(rate * u)``, step-loss weights ``softmax(rate * v)``.
 
     Attributes:
-        alphas: ``ParameterDict`` group key -> Tensor (steps,), the step sizes.
-        step_logits: Parameter (steps,), ``softmax`` gives the step-loss weights.
+        log_alphas: ``ParameterDict`` group key -> Tensor (steps,), the stored
+            ``u = log(alpha) / rate`` (:meth:`alpha` and :meth:`table` give the step sizes).
+        step_logits: Parameter (steps,), the stored ``v``; ``softmax(rate * v)`` gives the
+            step-loss weights.
     """
 
     def __init__(
@@ -87,6 +102,7 @@ class LearnedSchedule(torch.nn.Module):
         group: Callable[[str], str] = per_tensor,
         min_lr: float = 0.0,
         learn_step_weights: bool = True,
+        rate: float = 30.0,
     ) -> None:
         super().__init__()
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
@@ -96,6 +112,9 @@ class LearnedSchedule(torch.nn.Module):
             raise MdlibError(f"LearnedSchedule: init_lr must be a finite number > 0, got {init_lr}")
         if min_lr < 0:
             raise MdlibError(f"LearnedSchedule: min_lr must be >= 0, got {min_lr}")
+        if not (isinstance(rate, (int, float)) and math.isfinite(rate) and rate > 0):
+            raise MdlibError(f"LearnedSchedule: rate must be a finite number > 0, got {rate!r}")
+        self.rate = float(rate)
         self.steps = steps
         self.min_lr = float(min_lr)
         self.group_of: dict[str, str] = {n: group(n) for n in names}
@@ -105,8 +124,9 @@ class LearnedSchedule(torch.nn.Module):
         self._keys = {g: _key(g) for g in self.groups}
         if len(set(self._keys.values())) != len(self._keys):
             raise MdlibError("LearnedSchedule: two parameter groups map to the same key")
-        self.alphas = torch.nn.ParameterDict(
-            {self._keys[g]: torch.nn.Parameter(torch.full((steps,), init_lr)) for g in self.groups}
+        u0 = math.log(init_lr) / self.rate
+        self.log_alphas = torch.nn.ParameterDict(
+            {self._keys[g]: torch.nn.Parameter(torch.full((steps,), u0)) for g in self.groups}
         )
         self.step_logits = torch.nn.Parameter(torch.zeros(steps), requires_grad=learn_step_weights)
 
@@ -125,7 +145,13 @@ class LearnedSchedule(torch.nn.Module):
             )
         if name not in self.group_of:
             raise MdlibError(f"LearnedSchedule has no step size for parameter {name!r}")
-        return self.alphas[self._keys[self.group_of[name]]][step]
+        return self.alpha(self.group_of[name])[step]
+
+    def alpha(self, group: str) -> torch.Tensor:
+        """The step sizes of parameter group ``group``: Tensor (steps,), ``exp(rate * u)``
+        (differentiable), floored at ``min_lr``."""
+        a = torch.exp(self.rate * self.log_alphas[self._keys[group]])
+        return a.clamp(min=self.min_lr) if self.min_lr > 0 else a
 
     def check_steps(self, steps: int) -> None:
         """Raise :class:`MdlibError` unless the schedule covers ``steps`` inner steps."""
@@ -137,8 +163,8 @@ class LearnedSchedule(torch.nn.Module):
 
     # -- step-loss weights ------------------------------------------------------------
     def step_weights(self) -> torch.Tensor:
-        """The multi-step-loss weights ``softmax(step_logits)``: Tensor (steps,), sum 1."""
-        return torch.softmax(self.step_logits, dim=0)
+        """The multi-step-loss weights ``softmax(rate * step_logits)``: Tensor (steps,), sum 1."""
+        return torch.softmax(self.rate * self.step_logits, dim=0)
 
     def step_weight_grad(
         self,
@@ -172,7 +198,7 @@ class LearnedSchedule(torch.nn.Module):
     # -- keeping the schedule valid ---------------------------------------------------
     @torch.no_grad()
     def project_(self) -> None:
-        """Clamp negative step sizes to ``min_lr``; stop on NaN/inf (see the module doc).
+        """Clamp step sizes below ``min_lr`` to it; stop on NaN/inf (see the module doc).
 
         Call after every meta-optimiser step.
 
@@ -180,21 +206,23 @@ class LearnedSchedule(torch.nn.Module):
             MdlibError: a step size or step-loss logit is NaN or inf.
         """
         for g in self.groups:
-            a = self.alphas[self._keys[g]]
+            u = self.log_alphas[self._keys[g]]
+            a = torch.exp(self.rate * u)
             if not bool(torch.isfinite(a).all()):
                 t = int((~torch.isfinite(a)).nonzero()[0])
                 raise MdlibError(
                     f"learned step size of {g!r} at inner step {t + 1} became {float(a[t])}; "
-                    f"lower the meta learning rate or the initial step size"
+                    f"lower the meta learning rate, the schedule's rate or the initial step size"
                 )
-            a.clamp_(min=self.min_lr)
+            if self.min_lr > 0:
+                u.clamp_(min=math.log(self.min_lr) / self.rate)
         if not bool(torch.isfinite(self.step_logits).all()):
             raise MdlibError("learned step-loss weights became non-finite; lower the meta learning rate")
 
     # -- reading the schedule ---------------------------------------------------------
     def table(self) -> dict[str, list[float]]:
         """``group -> [alpha at step 1, ..., alpha at step T]`` as floats (for figures)."""
-        return {g: [float(v) for v in self.alphas[self._keys[g]].detach()] for g in self.groups}
+        return {g: [float(v) for v in self.alpha(g).detach()] for g in self.groups}
 
 
 def multi_step_query_loss(
@@ -236,7 +264,7 @@ class LSLR(MetaLearner):
     (Adam on both). With ``msl=True`` the task objective is
     ``sum_t w_t L_query(theta_t)`` and ``w = softmax(step_logits)`` is learned by the
     look-ahead of :meth:`LearnedSchedule.step_weight_grad` (validation loss: the
-    final-step query loss). Negative step sizes are clamped to 0 after every outer step;
+    final-step query loss). Step sizes are stored in log space, so they stay positive;
     a NaN/inf one stops meta-training with :class:`MdlibError` (:meth:`post_step`).
 
     Args:
@@ -248,18 +276,21 @@ class LSLR(MetaLearner):
         first_order: drop second-order terms (default True: cheaper; the step sizes
             still receive their first-order gradient).
         trainable: names that adapt (``None``: all; combine with ANIL's head).
+        min_lr: the floor of every step size.
+        rate: how fast the outer optimiser moves the schedule (:class:`LearnedSchedule`;
+            saved with the learner).
     """
 
     def __init__(self, params: Mapping[str, torch.Tensor], inner_steps: int = 1, inner_lr: float = 0.01, *,
                  msl: bool = True, group: Callable[[str], str] = per_tensor, first_order: bool = True,
-                 trainable: Iterable[str] | None = None, min_lr: float = 0.0) -> None:
+                 trainable: Iterable[str] | None = None, min_lr: float = 0.0, rate: float = 30.0) -> None:
         super().__init__(inner_steps, inner_lr, first_order=first_order, trainable=trainable)
         if inner_steps < 1:
             raise MdlibError("lslr: a learned schedule needs inner_steps >= 1")
         names = self.trainable if self.trainable is not None else list(params)
         self.msl = msl
         self.schedule = LearnedSchedule(names, inner_steps, inner_lr, group=group, min_lr=min_lr,
-                                        learn_step_weights=msl)
+                                        learn_step_weights=msl, rate=rate)
         ref = next(iter(params.values()))
         self.schedule.to(device=ref.device, dtype=ref.dtype)
 
@@ -271,7 +302,7 @@ class LSLR(MetaLearner):
         return self.schedule
 
     def meta_parameters(self) -> dict[str, torch.Tensor]:
-        out = {f"lslr.{k}": v for k, v in self.schedule.alphas.items()}
+        out = {f"lslr.{k}": v for k, v in self.schedule.log_alphas.items()}
         if self.msl:
             out["lslr.step_logits"] = self.schedule.step_logits
         return out
@@ -298,11 +329,21 @@ class LSLR(MetaLearner):
             from mdlib.meta.reweight import alignment_grads
 
             g_w = alignment_grads(per_step, per_step[-1], list(params.values())).to(w.dtype)
-            out["lslr.step_logits"] = w * (g_w - (w * g_w).sum())  # through the softmax
+            # through softmax(rate * v): d w / d v = rate * (diag(w) - w w^T)
+            out["lslr.step_logits"] = self.schedule.rate * w * (g_w - (w * g_w).sum())
         return out, {"support_loss": losses[0] if losses else float("nan"),
                      "query_loss": float(per_step[-1].detach())}
 
+    def state_dict(self) -> dict:
+        # the stored numbers are log(alpha) / rate: a checkpoint needs the rate to read them
+        return {**super().state_dict(), "rate": self.schedule.rate}
+
+    def load_state_dict(self, state: Mapping) -> None:
+        self.schedule.rate = float(state.get("rate", self.schedule.rate))
+        super().load_state_dict(state)
+
     def post_step(self) -> dict:
-        before = sum(int((a < self.schedule.min_lr).sum()) for a in self.schedule.alphas.values())
+        floor = self.schedule.min_lr
+        before = sum(int((self.schedule.alpha(g).detach() <= floor).sum()) for g in self.schedule.groups) if floor > 0 else 0
         self.schedule.project_()
         return {"lr_clamped": before}
