@@ -130,15 +130,38 @@ class Domain:
 DOMAINS: dict[str, Domain] = {}
 
 
+#: What every slot must have, by side (the generator says, the parser and the listener read).
+_NEEDS = {"user": ("values", "noun", "user_inform", "sys_request", "name_words", "cues"),
+          "system": ("values", "noun", "user_request", "user_yn", "sys_inform", "request_patterns", "cues")}
+
+
+def _check(domain: Domain) -> None:
+    where = f"domain {domain.name!r}"
+    if not domain.usr_slots or not domain.sys_slots:
+        raise MdlibError(f"{where}: needs at least one user slot and one system slot")
+    for field_name in ("greetings", "needs"):
+        if not getattr(domain, field_name):
+            raise MdlibError(f"{where}: {field_name} is empty")
+    for side, slots in (("user", domain.usr_slots), ("system", domain.sys_slots)):
+        for slot in slots:
+            for field_name in _NEEDS[side]:
+                if not getattr(slot, field_name):
+                    raise MdlibError(f"{where}: {side} slot {slot.name!r} has no {field_name}")
+    if domain.db_size < 1:
+        raise MdlibError(f"{where}: db_size must be >= 1, got {domain.db_size}")
+
+
 def register(domain: Domain) -> Domain:
     """Add ``domain`` to :data:`DOMAINS` (every lookup by name finds it from then on).
 
     Raises:
-        MdlibError: a different domain of that name is registered already.
+        MdlibError: a different domain of that name is registered already, or the record
+            lacks what the generator, the parser or the listener needs (names the field).
     """
     old = DOMAINS.get(domain.name)
     if old is not None and old is not domain:
         raise MdlibError(f"domain {domain.name!r} is registered already")
+    _check(domain)
     DOMAINS[domain.name] = domain
     return domain
 
