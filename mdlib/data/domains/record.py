@@ -20,7 +20,8 @@ from mdlib.errors import MdlibError, lookup
 
 
 def _words() -> tuple[str, ...]:
-    return field(default=(), compare=False)
+    # words are not part of what a slot or domain *is*: left out of equality and repr
+    return field(default=(), compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ class Slot:
 
     name: str
     values: tuple[str, ...]
-    noun: str = field(default="", compare=False)
+    noun: str = field(default="", compare=False, repr=False)
     user_inform: tuple[str, ...] = _words()
     sys_request: tuple[str, ...] = _words()
     user_request: tuple[str, ...] = _words()
@@ -59,9 +60,9 @@ class Slot:
     sys_inform: tuple[str, ...] = _words()
     request_patterns: tuple[str, ...] = _words()
     name_words: tuple[str, ...] = _words()
-    cues: str = field(default="", compare=False)
-    wh: str | None = field(default=None, compare=False)
-    digits: str | None = field(default=None, compare=False)
+    cues: str = field(default="", compare=False, repr=False)
+    wh: str | None = field(default=None, compare=False, repr=False)
+    digits: str | None = field(default=None, compare=False, repr=False)
 
     def say(self, value: str) -> str:
         """The value as a sentence says it ("at 5" for a bus hour)."""
@@ -96,10 +97,10 @@ class Domain:
     db_size: int
     style: str = "default"
     world: str | None = None
-    corpus_seed: int | None = field(default=None, compare=False)
+    corpus_seed: int | None = field(default=None, compare=False, repr=False)
     greetings: tuple[str, ...] = _words()
     needs: tuple[str, ...] = _words()
-    phrasing: Mapping | None = field(default=None, compare=False)
+    phrasing: Mapping | None = field(default=None, compare=False, repr=False)
 
     def slot(self, name: str) -> Slot:
         """The slot called ``name`` (user or system)."""
