@@ -30,6 +30,7 @@ from typing import Mapping, Sequence
 
 from mdlib.data.acts import Act
 from mdlib.data.text import placeholder, tokenise
+from mdlib.data.threshold import track_requests
 
 #: The database-result tokens: no match, one match, several (Sequicity's degree buckets).
 DB_TOKENS: tuple[str, ...] = ("<db_0>", "<db_1>", "<db_many>")
@@ -135,8 +136,6 @@ def fill_of(kb: Mapping | None, sys_slots: Sequence[str]) -> tuple[tuple[str, tu
 
 def requests_after(pending: list[str], user_acts: Sequence[Act], sys_slots) -> list[str]:
     """Pending requests after a user turn (the system's request tracker)."""
-    from mdlib.data.simulator import track_requests
-
     return track_requests(list(pending), list(user_acts), sys_slots)
 
 

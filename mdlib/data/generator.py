@@ -17,8 +17,8 @@ from mdlib.data.acts import Act
 from mdlib.data.complexity import Complexity, get_complexity
 from mdlib.data.domains import Database, Domain, get_domain
 from mdlib.data.simulator import AsrChannel, UserSimulator
-from mdlib.dm.belief import BeliefTracker
-from mdlib.dm.threshold import ThresholdPolicy
+from mdlib.data.belief import BeliefTracker
+from mdlib.data.threshold import ThresholdPolicy
 from mdlib.data.templates import realise
 from mdlib.errors import MdlibError
 

@@ -1,10 +1,10 @@
-"""Act-level simulation: an agenda-based user and a noisy recognition channel (docs/data.md;
-the belief tracker and the threshold policy live in mdlib.dm and are re-exported here).
+"""Act-level simulation: an agenda-based user and a noisy recognition channel (docs/data.md).
 
-The corpus generator (:mod:`mdlib.data.generator`) runs these two against the dialogue
-manager's belief tracker and reference threshold policy (:mod:`mdlib.dm.belief`,
-:mod:`mdlib.dm.threshold`, re-exported here for older imports) and realises the acts as text; the dialogue-management notebooks use the same
-user as an RL environment. Everything random draws from an explicit ``random.Random``.
+The corpus generator (:mod:`mdlib.data.generator`) runs these two against the belief
+tracker and the reference threshold policy (:mod:`mdlib.data.belief`,
+:mod:`mdlib.data.threshold`, re-exported here for older imports) and realises the acts as
+text; the dialogue-management notebooks use the same user as an RL environment.
+Everything random draws from an explicit ``random.Random``.
 
 One exchange::
 
@@ -18,10 +18,11 @@ from __future__ import annotations
 import random
 
 from mdlib.data.acts import Act
+from mdlib.data.belief import BeliefTracker  # noqa: F401  (re-exported: notebooks import it from here)
 from mdlib.data.complexity import Complexity, sample
 from mdlib.data.domains import Database, Domain
+from mdlib.data.threshold import KB_MAX_ROWS, ThresholdPolicy, track_requests  # noqa: F401  (re-exported)
 from mdlib.errors import MdlibError
-
 
 
 def _goal_constraints(goal: dict) -> dict[str, str | None]:
@@ -256,12 +257,3 @@ class AsrChannel:
                     a = Act("disconfirm" if a.act == "confirm" else "confirm")
             out.append(a)
         return out
-
-
-
-# The belief tracker and the threshold policy are the dialogue manager's (mdlib.dm); they
-# are re-exported here, where they lived before, so existing imports keep working. Why
-# at the end: mdlib.dm.threshold imports nothing from this module, but this module must
-# be complete before anything imports it through them.
-from mdlib.dm.belief import BeliefTracker  # noqa: E402,F401
-from mdlib.dm.threshold import KB_MAX_ROWS, ThresholdPolicy, track_requests  # noqa: E402,F401

@@ -26,9 +26,9 @@ from mdlib.errors import MdlibError
 SPEC = "mix"
 N_DIALOGUES = 1500
 SPLITS = {"train": (0, 900), "valid": (900, 1000), "test": (1000, 1500)}
-#: The corpus seed of each domain (fixed; recorded in the manifest).
-CORPUS_SEEDS = {"restaurant": 11, "restaurant_style": 12, "rest_pitt": 13,
-                "bus": 14, "weather": 15, "movie": 16}
+#: The corpus seed of each protocol domain (fixed; recorded in the manifest; each domain's
+#: record holds its own, ``Domain.corpus_seed``).
+CORPUS_SEEDS = {d.name: d.corpus_seed for d in DOMAINS.values() if d.corpus_seed is not None}
 
 _verified: dict[str, tuple] = {}   # path -> (size, mtime_ns) of files whose hash matched
 _lines: dict[str, tuple] = {}      # path -> ((size, mtime_ns), lines)

@@ -1,7 +1,7 @@
 """Dialogue management as reinforcement learning (meta-objective 3, notebook 06).
 
-- :mod:`mdlib.dm.belief`: the belief tracker (per user slot a value and a confidence);
-- :mod:`mdlib.dm.threshold`: the reference threshold policy of SimDial and the pending-request tracker;
+- :mod:`mdlib.dm.belief`: the belief tracker (per user slot a value and a confidence; defined in :mod:`mdlib.data.belief`);
+- :mod:`mdlib.dm.threshold`: the reference threshold policy of SimDial and the pending-request tracker (defined in :mod:`mdlib.data.threshold`, the corpus generator's system side);
 - :mod:`mdlib.dm.population`: user populations (ASR accuracy, patience, yes/no rate, ...);
 - :mod:`mdlib.dm.env`: the data layer's simulated user as an environment (``reset(seed)``, ``step(action)``);
 - :mod:`mdlib.dm.encoding`: act x slot state features and action mask;

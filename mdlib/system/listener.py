@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from mdlib.data.acts import Act
-from mdlib.data.domains import Domain
+from mdlib.data.domains import DOMAINS, Domain
 from mdlib.data.simulator import UserSimulator
 from mdlib.data.text import tokenise
 from mdlib.system.parser.rules import Mention, find_mentions
@@ -47,32 +47,18 @@ from mdlib.system.parser.rules import Mention, find_mentions
 #: one of the parser's acts, so a correct parse of it is "nothing").
 REPEAT = Act("repeat")
 
-#: Words that name a slot, per slot: the listener's own lexicon (not the templates').
-SLOT_CUES: dict[str, frozenset[str]] = {k: frozenset(v.split()) for k, v in {
-    "loc": "location city area place neighbourhood neighborhood town part where",
-    "food_pref": "food cuisine eat restaurant dishes cooked cooking mood",
-    "from_loc": "from leaving departure depart departing start starting",
-    "to_loc": "to going destination go get",
-    "datetime": "time day date when travel",
-    "genre": "genre type kind",
-    "years": "period years year decade era",
-    "country": "country countries",
-    "open": "open closed hours",
-    "price": "price cost expensive cheap",
-    "parking": "parking park",
-    "arrive_in": "arrive arrival arrives there wait waiting next come comes",
-    "duration": "ride take takes trip duration journey long",
-    "temperature": "temperature degrees warm cold",
-    "weather_type": "weather forecast",
-    "rating": "rating rated",
-    "company": "company studio produced",
-    "director": "director directed",
-}.items()}
-#: Which slots a wh-word can ask about ("where" a place, "when" a time).
-WH_SLOTS: dict[str, frozenset[str]] = {
-    "where": frozenset({"loc", "from_loc", "to_loc"}),
-    "when": frozenset({"datetime", "years"}),
-}
+#: Words that name a slot, per slot: the listener's own lexicon (not the templates'). Each
+#: domain's record holds its slots' cue words (``Slot.cues``, :mod:`mdlib.data.domains`);
+#: this is a read-only view over the registered domains, slot by name.
+SLOT_CUES: dict[str, frozenset[str]] = {}
+#: Which slots a wh-word can ask about ("where" a place, "when" a time; ``Slot.wh``).
+WH_SLOTS: dict[str, frozenset[str]] = {}
+for _d in DOMAINS.values():
+    for _s in _d.usr_slots + _d.sys_slots:
+        SLOT_CUES.setdefault(_s.name, frozenset(_s.cues.split()))
+        if _s.wh:
+            WH_SLOTS[_s.wh] = WH_SLOTS.get(_s.wh, frozenset()) | {_s.name}
+del _d, _s
 WH_WORDS = frozenset({"which", "what", "where", "when", "how", "who", "tell"})
 #: First words of a yes/no question (one that does not end with "?" in the text).
 YES_NO_START = frozenset({"do", "did", "is", "are", "was", "will", "does", "am", "can"})
@@ -122,9 +108,9 @@ def _sentences(tokens: Sequence[str]) -> list[list[str]]:
     return [s for s in out if any(t not in _SENTENCE_END and t != "," for t in s)]
 
 
-def _cues(words: set[str], slots: Sequence[str]) -> dict[str, int]:
-    """Per slot, how many of its cue words the sentence has."""
-    return {s: len(words & SLOT_CUES.get(s, frozenset())) for s in slots}
+def _cues(words: set[str], domain: Domain) -> dict[str, int]:
+    """Per slot of ``domain``, how many of its cue words the sentence has."""
+    return {s.name: len(words & set(s.cues.split())) for s in domain.usr_slots + domain.sys_slots}
 
 
 def _is_question(sent: Sequence[str]) -> bool:
@@ -172,13 +158,12 @@ def understand(text: str, domain: Domain, said: Sequence[tuple[str, str | None]]
         fixed acts) and how many sentences were unclear.
     """
     usr = set(domain.usr_slot_names)
-    slots = list(domain.usr_slot_names + domain.sys_slot_names)
     out = Understanding()
     for sent in _sentences(tokenise(text)):
         out.sentences += 1
         words = {t[:-2] if t.endswith("'s") else t for t in sent}
         joined = " ".join(sent)
-        cues = _cues(words, slots)
+        cues = _cues(words, domain)
         question = _is_question(sent)
         wh = bool(words & WH_WORDS)
         acts: list[Act] = []
@@ -199,7 +184,7 @@ def understand(text: str, domain: Domain, said: Sequence[tuple[str, str | None]]
         named = [s for s in domain.usr_slot_names if s not in valued]
         if (wh and question) or "tell" in words:
             asked = sorted(words & WH_SLOTS.keys())
-            pool = [s for s in named if not asked or any(s in WH_SLOTS[w] for w in asked)]
+            pool = [s for s in named if not asked or domain.slot(s).wh in asked]
             scored = {s: cues[s] + (1 if asked else 0) for s in pool if cues[s] or (asked and len(pool) == 1)}
             if scored:
                 top = max(scored.values())

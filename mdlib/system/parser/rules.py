@@ -1,4 +1,4 @@
-"""The keyword parser: the domain's value lists and hand-written rules (the baseline).
+"""The keyword parser: the domain's value lists and words (mdlib.data.domains) and hand-written rules (the baseline).
 
 Also what every parser shares: :class:`Parse` (the reading of one user turn) and
 :func:`find_mentions` (the slot values found in a token list, which the learned parser
@@ -80,29 +80,6 @@ def find_mentions(tokens: Sequence[str], domain: Domain) -> list[Mention]:
 
 # --------------------------------------------------------------------------- lexicon baseline
 
-_REQUEST_RULES: dict[str, tuple[str, ...]] = {
-    # sys slot -> regular expressions (on the normalised text), first match wins in this order
-    "arrive_in": (r"\barriv", r"\bwait\b", r"\bnext bus\b", r"\bcome in\b", r"\bhere in\b"),
-    "duration": (r"\bhow long\b", r"\bride\b", r"\btrip\b", r"\btake\b"),
-    "temperature": (r"\btemperature\b", r"\bwarm\b", r"\bdegrees?\b", r"\bcold\b", r"\bhot\b"),
-    "weather_type": (r"\bweather\b", r"\brain\b", r"\bshine\b", r"\bforecast\b"),
-    "open": (r"\bopen\b", r"\bhours\b", r"\bclosed\b"),
-    "price": (r"\bprice\b", r"\bexpensive\b", r"\bcost", r"\bcheap\b"),
-    "parking": (r"\bpark",),
-    "rating": (r"\brat(ing|e|ed)\b",),
-    "company": (r"\bcompany\b", r"\bproduc", r"\bstudio\b"),
-    "director": (r"\bdirect", r"\bwho made\b"),
-}
-_SLOT_WORDS: dict[str, tuple[str, ...]] = {
-    "loc": ("location", "city", "place", "area", "neighbourhood", "neighborhood", "where"),
-    "food_pref": ("food", "cuisine", "dishes", "cooking"),
-    "from_loc": ("departure", "leaving", "start"),
-    "to_loc": ("destination", "going"),
-    "datetime": ("time", "day", "when"),
-    "genre": ("genre", "type of movie", "kind of movie"),
-    "years": ("period", "years", "year", "decade"),
-    "country": ("country",),
-}
 _DONT_CARE = r"(don't care|do not care|doesn't matter|does not matter|\bany\b|anything is fine|no preference)"
 _YN_START = r"^(is|does|will|did|was|are|do|has|can)\b"
 _PLAIN_RULES: dict[str, str] = {
@@ -168,9 +145,9 @@ class LexiconParser:
         # keyword rules name the system slot of a question
         asked_sys = None
         if question:
-            for slot, patterns in _REQUEST_RULES.items():
-                if slot in sys_slots and any(re.search(p, norm) for p in patterns):
-                    asked_sys = slot
+            for slot in self.domain.sys_slots:  # the domain's words (mdlib.data.domains)
+                if any(re.search(p, norm) for p in slot.request_patterns):
+                    asked_sys = slot.name
                     break
         # self-correction: keep only what follows "sorry, I mean"
         cut = -1
@@ -210,9 +187,9 @@ class LexiconParser:
         elif asked_sys is not None:
             acts.append(Act("request", asked_sys))
         if re.search(_DONT_CARE, norm):
-            for slot, words in _SLOT_WORDS.items():
-                if slot in usr and slot not in informs and any(re.search(rf"\b{w}\b", norm) for w in words):
-                    acts.append(Act("inform", slot, None))
+            for slot in self.domain.usr_slots:
+                if slot.name not in informs and any(re.search(rf"\b{w}\b", norm) for w in slot.name_words):
+                    acts.append(Act("inform", slot.name, None))
                     break
             else:
                 asked = [a.slot for a in last_system_acts if a.act == "request" and a.slot in usr]
