@@ -14,6 +14,14 @@ Example::
 Sizes (``mdlib.experiments.end_to_end.SIZES``): ``small`` (the default: notebook 07's
 parser and generator budgets, notebook 06's policy defaults, 40 dialogues per system and
 seed) and ``tiny`` (seconds, meaningless numbers: a smoke run).
+
+``--target persona-N`` (a held-out persona of the persona family) runs
+``mdlib.experiments.end_to_end_personas`` instead: source-domain parser and manager, the
+generator zero-shot / fine-tuned / meta-learned / compute-matched control, against the
+listening user in the source domains (its own ``small`` and ``tiny`` sizes; ``--dialogues``
+counts per source domain), with paired differences against fine-tuned and the control::
+
+    MDLIB_THREADS=1 python scripts/end_to_end_table.py --target persona-2000 --seeds 0 1 2
 """
 
 from __future__ import annotations
@@ -41,13 +49,16 @@ def main(argv=None) -> int:
     ap.add_argument("--target", default="movie", help="target domain")
     ap.add_argument("--k-shot", type=int, default=None, help="target dialogues per part (default: the size's)")
     ap.add_argument("--dialogues", type=int, default=None, help="listening-user dialogues per system and seed")
-    ap.add_argument("--out", default=str(paths.LOCAL_RESULTS_DIR / "end_to_end.json"), help="output JSON")
+    ap.add_argument("--out", default=None, help="output JSON (default: results/local/end_to_end.json, "
+                    "or end_to_end_personas.json with a persona target)")
     ap.add_argument("--progress", action="store_true", help="show a progress bar over seeds")
     ap.add_argument("--table", metavar="JSON", help="only print the table of a result this script wrote "
                     "(summarised again from its per-seed rows)")
     args = ap.parse_args(argv)
     if args.table:
         return print_saved(args.table)
+    if args.target.startswith("persona-"):
+        return main_persona(args, argv)
     try:
         changes = {"target": args.target}
         if args.k_shot is not None:
@@ -61,7 +72,7 @@ def main(argv=None) -> int:
         result["size"] = args.size
         result["command"] = " ".join(["scripts/end_to_end_table.py"] + list(argv if argv is not None else sys.argv[1:]))
         result["wall_seconds"] = round(time.time() - start, 1)
-        out = save_json(result, args.out)
+        out = save_json(result, args.out or paths.LOCAL_RESULTS_DIR / "end_to_end.json")
     except MdlibError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -70,6 +81,41 @@ def main(argv=None) -> int:
           f"(t-intervals, clipped to the bounds of success and BLEU)\n")
     print(format_table(result))
     print(f"\nwrote {out} ({result['wall_seconds']:.0f} s wall-clock)")
+    return 0
+
+
+def main_persona(args, argv) -> int:
+    """``--target persona-N``: the persona family's end-to-end table."""
+    from mdlib.experiments import end_to_end_personas as e2p
+    from mdlib.report import save_json
+    from mdlib.seeding import seed_everything
+
+    from mdlib import paths
+
+    try:
+        changes = {"target": args.target}
+        if args.k_shot is not None:
+            changes["k_shot"] = args.k_shot
+        if args.dialogues is not None:
+            changes["n_dialogues"] = args.dialogues
+        config = e2p.get_config(args.size, **changes)
+        seed_everything(args.seeds[0])  # reads MDLIB_THREADS
+        start = time.time()
+        result = e2p.run(config, args.seeds, progress=args.progress)
+        result["size"] = args.size
+        result["command"] = " ".join(["scripts/end_to_end_table.py"] + list(argv if argv is not None else sys.argv[1:]))
+        result["wall_seconds"] = round(time.time() - start, 1)
+        out = save_json(result, args.out or paths.LOCAL_RESULTS_DIR / "end_to_end_personas.json")
+    except MdlibError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"end to end on the held-out persona {config.target}, k = {config.k_shot}, {config.adapt_steps} "
+          f"adaptation steps, {config.n_dialogues} listening-user dialogues per source domain ({', '.join(e2p.SOURCES)}),"
+          f" system and seed, seeds {args.seeds}, size {args.size}; 95% intervals over seeds (t-intervals, clipped "
+          f"to the bounds of success, BLEU and persona accuracy); BLEU against the persona's own words\n")
+    print(e2p.format_table(result))
+    print(f"\nadaptation step sizes chosen on validation personas: {result['lr']}")
+    print(f"wrote {out} ({result['wall_seconds']:.0f} s wall-clock)")
     return 0
 
 
@@ -85,7 +131,12 @@ def print_saved(path: str) -> int:
     except (OSError, ValueError, KeyError, TypeError) as e:
         print(f"error: --table {path}: expected a JSON file written by this script ({e})", file=sys.stderr)
         return 1
-    print(format_table({"summary": summarise(rows)}))
+    if str(result.get("config", {}).get("target", "")).startswith("persona-"):
+        from mdlib.experiments import end_to_end_personas as e2p
+
+        print(e2p.format_table({"summary": e2p.summarise(rows)}))
+    else:
+        print(format_table({"summary": summarise(rows)}))
     print(f"\n{path}: seeds {result.get('seeds')}, size {result.get('size')}, "
           f"{result.get('wall_seconds')} s wall-clock")
     return 0

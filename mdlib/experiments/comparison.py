@@ -331,7 +331,7 @@ def run_comparison(fam, seed: int, *, profile: Profile | str = "quick", profile_
                    inner_steps: int = 1, inner_lr: float = 0.3, outer_lr: float = 1e-3,
                    adapt_lr_grid: Sequence[float] = (0.03, 0.1, 0.3, 1.0), n_select: int | None = 5,
                    valid_every: int = 0, test: bool = True, cache: bool = True, progress: bool = False,
-                   device=None) -> dict:
+                   device=None, keep_model: bool = False) -> dict:
     """One seed of the comparison (see the module docstring for the steps).
 
     Args:
@@ -354,6 +354,11 @@ def run_comparison(fam, seed: int, *, profile: Profile | str = "quick", profile_
         test: score the test tasks; ``False`` stops after the step-size choice, so a
             study of settings (:func:`validation_table`) never sees a test task.
         cache: reuse a cached pretrained model (``runs/cache``).
+        keep_model: also return ``"model"``, ``"vocab"``, ``"profile"``, ``"starts"``
+            (``{method: parameters before test-time adaptation}``) and ``"adapt"``
+            (``{method: (step size of a grid value -> what adapt_curve takes, trainable
+            names)}``), not JSON-able: for a caller that adapts the starts to tasks of
+            its own (``mdlib.experiments.end_to_end_personas``).
 
     Returns:
         ``{"seed", "config", "rows", "oracle", "selection", "meta", "pretrain", "seconds"}``:
@@ -480,6 +485,9 @@ def run_comparison(fam, seed: int, *, profile: Profile | str = "quick", profile_
     result = {"seed": seed, "family": fam.name, "metrics": list(fam.metrics), "select": fam.select,
               "config": config, "rows": [], "oracle": [], "selection": selection, "meta": meta,
               "pretrain": {"curve": info["curve"], "cache_hit": info["cache_hit"]}, "seconds": seconds}
+    if keep_model:
+        result.update(model=model, vocab=vocab, profile=prof, starts=starts,
+                      adapt={m: (a.lr, a.trainable) for m, a in adapters.items()})
     if not test:
         seconds["total"] = time.perf_counter() - t_start
         return result

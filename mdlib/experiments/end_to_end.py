@@ -401,9 +401,16 @@ def run(config: EndToEndConfig, seeds: Sequence[int], progress: bool = False) ->
             "summary": summarise(rows), "seconds": round(time.time() - start, 1)}
 
 
-def format_table(result: Mapping, metrics: Sequence[str] = METRICS) -> str:
+def format_table(result: Mapping, metrics: Sequence[str] = METRICS, baseline: str = BASELINE,
+                 systems: bool = True) -> str:
     """The table: one line per system, ``mean [low, high]`` per metric, then the paired
-    differences against the baseline (``+d [low, high] w/n``: ``w`` of ``n`` seeds above)."""
+    differences against the baseline (``+d [low, high] w/n``: ``w`` of ``n`` seeds above).
+
+    Args:
+        baseline: the system ``result["summary"]`` was summarised against (only named).
+        systems: print the per-system block (``False``: only the differences, for a
+            second baseline).
+    """
 
     def cell(st: Mapping, sign: bool = False) -> str:
         fmt = "{:+.3f}" if sign else "{:.3f}"
@@ -414,16 +421,16 @@ def format_table(result: Mapping, metrics: Sequence[str] = METRICS) -> str:
     summary = result["summary"]
     width = max(len(s) for s in summary["systems"]) + 2
     head = "".join(f"{m:>32}" for m in metrics)
-    lines = [f"{'system':<{width}}{head}"]
-    for name, st in summary["systems"].items():
+    lines = [f"{'system':<{width}}{head}"] if systems else []
+    for name, st in summary["systems"].items() if systems else ():
         lines.append(f"{name:<{width}}" + "".join(f"{cell(st[m]):>32}" for m in metrics))
-    lines += ["", f"paired difference vs {BASELINE} (per seed; w/n = seeds where the system is higher)",
+    lines += ["", f"paired difference vs {baseline} (per seed; w/n = seeds where the system is higher)",
               f"{'system':<{width}}{head}"]
     for name, diffs in summary["vs_baseline"].items():
         lines.append(f"{name:<{width}}" + "".join(
             f"{cell(diffs[m], sign=True) + ' ' + str(diffs[m]['wins']) + '/' + str(diffs[m]['n']):>32}"
             for m in metrics))
-    lines += ["", f"dialogues (same users) completed only by the system / only by {BASELINE}"]
+    lines += ["", f"dialogues (same users) completed only by the system / only by {baseline}"]
     for name, d in summary.get("discordant", {}).items():
         lines.append(f"{name:<{width}}{d['only_system']:>5} / {d['only_baseline']:<5} of {d['dialogues']}")
     return "\n".join(lines)
