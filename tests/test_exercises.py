@@ -344,6 +344,20 @@ def test_student_notebook_00_has_no_solution_and_stops_at_exercise_0_1(tmp_path,
 
 
 @pytest.mark.parametrize("path", sorted(NOTEBOOKS_DIR.glob("*.ipynb")), ids=lambda p: p.stem)
+def test_student_versions_keep_no_solution_line(path):
+    solution_nb = nbformat.read(path, as_version=4)
+    student_nb, blocks = student_version(solution_nb, path.name)
+    student_text = "\n".join(c.source for c in student_nb.cells)
+    for block in blocks:
+        lines = solution_nb.cells[block.cell - 1].source.splitlines()[block.begin_line: block.end_line - 1]
+        for line in lines:
+            if line.strip() and not line.strip().startswith("#"):
+                assert line not in student_text, f"{path.name}: exercise {block.id} left {line!r} in the student version"
+        assert f"Exercise {block.id}: {block.title} (write your code here)" in student_text
+    assert "SOLUTION" not in student_text
+
+
+@pytest.mark.parametrize("path", sorted(NOTEBOOKS_DIR.glob("*.ipynb")), ids=lambda p: p.stem)
 def test_every_solution_block_is_followed_by_its_check(path):
     nb = nbformat.read(path, as_version=4)
     for block in solution_blocks(nb, path.name):
@@ -354,7 +368,7 @@ def test_every_solution_block_is_followed_by_its_check(path):
 
 
 # notebooks that have been given their course sections (the coordinator widens this to all of them)
-COURSE_NOTEBOOKS = ["00_overview", "01_data_and_preprocessing"]
+COURSE_NOTEBOOKS = ["00_overview", "01_data_and_preprocessing", "06_meta_dialogue_policy", "07_end_to_end_evaluation"]
 
 
 @pytest.mark.parametrize("name", COURSE_NOTEBOOKS)
