@@ -37,16 +37,14 @@ from mdlib.errors import MdlibError  # noqa: E402
 
 
 def main(argv=None) -> int:
-    from mdlib import paths
-    from mdlib.experiments.end_to_end import SIZES, format_table, get_config, run
-    from mdlib.report import save_json
-    from mdlib.seeding import seed_everything
+    from mdlib.experiments import end_to_end as e2e
+    from mdlib.experiments import end_to_end_personas as e2p
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    ap.add_argument("--size", default="small", choices=list(SIZES), help="sizes and budgets of every part")
+    ap.add_argument("--size", default="small", choices=list(e2e.SIZES), help="sizes and budgets of every part")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds (one system build each)")
-    ap.add_argument("--target", default="movie", help="target domain")
+    ap.add_argument("--target", default="movie", help="target domain, or a held-out persona (persona-N)")
     ap.add_argument("--k-shot", type=int, default=None, help="target dialogues per part (default: the size's)")
     ap.add_argument("--dialogues", type=int, default=None, help="listening-user dialogues per system and seed")
     ap.add_argument("--out", default=None, help="output JSON (default: results/local/end_to_end.json, "
@@ -57,66 +55,54 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.table:
         return print_saved(args.table)
-    if args.target.startswith("persona-"):
-        return main_persona(args, argv)
+    persona = args.target.startswith("persona-")
+    module = e2p if persona else e2e
     try:
-        changes = {"target": args.target}
-        if args.k_shot is not None:
-            changes["k_shot"] = args.k_shot
-        if args.dialogues is not None:
-            changes["n_dialogues"] = args.dialogues
-        config = get_config(args.size, **changes)
-        seed_everything(args.seeds[0])  # reads MDLIB_THREADS
-        start = time.time()
-        result = run(config, args.seeds, progress=args.progress)
-        result["size"] = args.size
-        result["command"] = " ".join(["scripts/end_to_end_table.py"] + list(argv if argv is not None else sys.argv[1:]))
-        result["wall_seconds"] = round(time.time() - start, 1)
-        out = save_json(result, args.out or paths.LOCAL_RESULTS_DIR / "end_to_end.json")
+        config, result, out = run_and_save(module, args, argv, "end_to_end_personas.json" if persona
+                                           else "end_to_end.json")
     except MdlibError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    print(f"end to end on {config.target}, k = {config.k_shot}, {config.n_dialogues} listening-user dialogues "
-          f"per system and seed, seeds {args.seeds}, size {args.size}; 95% intervals over seeds "
-          f"(t-intervals, clipped to the bounds of success and BLEU)\n")
-    print(format_table(result))
-    print(f"\nwrote {out} ({result['wall_seconds']:.0f} s wall-clock)")
+    if persona:
+        print(f"end to end on the held-out persona {config.target}, k = {config.k_shot}, {config.adapt_steps} "
+              f"adaptation steps, {config.n_dialogues} listening-user dialogues per source domain "
+              f"({', '.join(e2p.SOURCES)}), system and seed, seeds {args.seeds}, size {args.size}; 95% intervals "
+              f"over seeds (t-intervals, clipped to the bounds of success, BLEU and persona accuracy); BLEU against "
+              f"the persona's own words\n")
+    else:
+        print(f"end to end on {config.target}, k = {config.k_shot}, {config.n_dialogues} listening-user dialogues "
+              f"per system and seed, seeds {args.seeds}, size {args.size}; 95% intervals over seeds "
+              f"(t-intervals, clipped to the bounds of success and BLEU)\n")
+    print(module.format_table(result))
+    chosen = f"\nadaptation step sizes chosen on validation personas: {result['lr']}" if persona else ""
+    print(f"{chosen}\nwrote {out} ({result['wall_seconds']:.0f} s wall-clock)")
     return 0
 
 
-def main_persona(args, argv) -> int:
-    """``--target persona-N``: the persona family's end-to-end table."""
-    from mdlib.experiments import end_to_end_personas as e2p
+def run_and_save(module, args, argv, default_name: str):
+    """Build the configuration from the flags, run ``module.run`` over the seeds and save the JSON.
+
+    ``module`` is :mod:`mdlib.experiments.end_to_end` or :mod:`~mdlib.experiments.end_to_end_personas`
+    (the same ``get_config`` / ``run`` interface). Returns ``(config, result, path written)``.
+    """
+    from mdlib import paths
     from mdlib.report import save_json
     from mdlib.seeding import seed_everything
 
-    from mdlib import paths
-
-    try:
-        changes = {"target": args.target}
-        if args.k_shot is not None:
-            changes["k_shot"] = args.k_shot
-        if args.dialogues is not None:
-            changes["n_dialogues"] = args.dialogues
-        config = e2p.get_config(args.size, **changes)
-        seed_everything(args.seeds[0])  # reads MDLIB_THREADS
-        start = time.time()
-        result = e2p.run(config, args.seeds, progress=args.progress)
-        result["size"] = args.size
-        result["command"] = " ".join(["scripts/end_to_end_table.py"] + list(argv if argv is not None else sys.argv[1:]))
-        result["wall_seconds"] = round(time.time() - start, 1)
-        out = save_json(result, args.out or paths.LOCAL_RESULTS_DIR / "end_to_end_personas.json")
-    except MdlibError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    print(f"end to end on the held-out persona {config.target}, k = {config.k_shot}, {config.adapt_steps} "
-          f"adaptation steps, {config.n_dialogues} listening-user dialogues per source domain ({', '.join(e2p.SOURCES)}),"
-          f" system and seed, seeds {args.seeds}, size {args.size}; 95% intervals over seeds (t-intervals, clipped "
-          f"to the bounds of success, BLEU and persona accuracy); BLEU against the persona's own words\n")
-    print(e2p.format_table(result))
-    print(f"\nadaptation step sizes chosen on validation personas: {result['lr']}")
-    print(f"wrote {out} ({result['wall_seconds']:.0f} s wall-clock)")
-    return 0
+    changes = {"target": args.target}
+    if args.k_shot is not None:
+        changes["k_shot"] = args.k_shot
+    if args.dialogues is not None:
+        changes["n_dialogues"] = args.dialogues
+    config = module.get_config(args.size, **changes)
+    seed_everything(args.seeds[0])  # reads MDLIB_THREADS
+    start = time.time()
+    result = module.run(config, args.seeds, progress=args.progress)
+    result["size"] = args.size
+    result["command"] = " ".join(["scripts/end_to_end_table.py"] + list(argv if argv is not None else sys.argv[1:]))
+    result["wall_seconds"] = round(time.time() - start, 1)
+    out = save_json(result, args.out or paths.LOCAL_RESULTS_DIR / default_name)
+    return config, result, out
 
 
 def print_saved(path: str) -> int:
