@@ -367,8 +367,10 @@ def test_every_solution_block_is_followed_by_its_check(path):
         assert any(check in s for s in later), f"{path.name}: no cell after exercise {block.id} calls {check}"
 
 
-# notebooks that have been given their course sections (the coordinator widens this to all of them)
-COURSE_NOTEBOOKS = ["00_overview", "01_data_and_preprocessing", "06_meta_dialogue_policy", "07_end_to_end_evaluation"]
+# every course notebook, named (not globbed: a renamed or lost notebook must fail here, not drop out)
+COURSE_NOTEBOOKS = ["00_overview", "01_data_and_preprocessing", "02_baseline_generation", "03_maml_and_reptile",
+                    "04_meta_parameters", "05_meta_training_strategy", "06_meta_dialogue_policy",
+                    "07_end_to_end_evaluation"]
 
 
 @pytest.mark.parametrize("name", COURSE_NOTEBOOKS)
