@@ -314,16 +314,27 @@ def test_exercises_names_a_missing_or_broken_notebook(tmp_path, capsys):
     assert "bad.ipynb: not a readable notebook" in capsys.readouterr().err
 
 
-def test_student_notebook_00_has_no_solution_and_stops_at_exercise_0_1(tmp_path, capsys):
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError
+def _with_smoke_parameters(nb, path):
+    """``nb`` with the smoke profile's values in a cell after its ``parameters`` cell (as papermill does)."""
+    from mdlib.reproduce import load_profile
 
+    overrides = load_profile("smoke", sorted(NOTEBOOKS_DIR.glob("*.ipynb")))[path.stem]
+    if overrides:
+        at = next(i for i, c in enumerate(nb.cells) if "parameters" in c.get("metadata", {}).get("tags", []))
+        nb.cells.insert(at + 1, nbformat.v4.new_code_cell("\n".join(f"{k} = {v!r}" for k, v in overrides.items())))
+    return nb
+
+
+#: the notebooks that have fill-in exercises (their first exercise is where the student version stops)
+EXERCISE_NOTEBOOKS = sorted({nb for nb, _, _ in EXERCISES.values()})
+
+
+def test_the_notebook_00_command_writes_the_student_version(tmp_path, capsys):
     source = NOTEBOOKS_DIR / "00_overview.ipynb"
     assert main(["exercises", "--out", str(tmp_path), str(source)]) == 0
     assert "00_overview.ipynb" in capsys.readouterr().out
-    written = tmp_path / "00_overview.ipynb"
     solution_nb = nbformat.read(source, as_version=4)
-    student_nb = nbformat.read(written, as_version=4)
+    student_nb = nbformat.read(tmp_path / "00_overview.ipynb", as_version=4)
     (block,) = [b for b in solution_blocks(solution_nb) if b.id == "0.1"]
     solution_lines = solution_nb.cells[block.cell - 1].source.splitlines()[block.begin_line - 1: block.end_line]
     student_text = "\n".join(c.source for c in student_nb.cells)
@@ -332,15 +343,27 @@ def test_student_notebook_00_has_no_solution_and_stops_at_exercise_0_1(tmp_path,
             assert line not in student_text, f"solution line left in the student notebook: {line!r}"
     assert "SOLUTION" not in student_text
 
-    client = NotebookClient(student_nb, timeout=600, kernel_name="python3",
+
+@pytest.mark.parametrize("name", EXERCISE_NOTEBOOKS)
+def test_student_notebook_runs_to_its_first_exercise_and_stops_there(name, tmp_path):
+    """The student version executes (smoke parameters) up to its first fill-in exercise and stops in
+    that exercise's check cell with the exercise's message, and in no other cell."""
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    path = NOTEBOOKS_DIR / f"{name}.ipynb"
+    student_nb, blocks = student_version(nbformat.read(path, as_version=4), path.name)
+    first = blocks[0]
+    student_nb = _with_smoke_parameters(student_nb, path)
+    client = NotebookClient(student_nb, timeout=900, kernel_name="python3",
                             resources={"metadata": {"path": str(tmp_path)}})
     with pytest.raises(CellExecutionError) as info:
         client.execute()
     assert info.value.ename == "NotImplementedError"
-    assert info.value.evalue == "Exercise 0.1: the bilevel objective (write your code here)"
+    assert info.value.evalue == f"Exercise {first.id}: {first.title} (write your code here)"
     failed = [c for c in student_nb.cells if c.cell_type == "code"
               and any(o.get("output_type") == "error" for o in c.get("outputs", []))]
-    assert len(failed) == 1 and "check_bilevel_objective" in failed[0].source
+    assert len(failed) == 1 and EXERCISES[first.id][1].__name__ in failed[0].source
 
 
 @pytest.mark.parametrize("path", sorted(NOTEBOOKS_DIR.glob("*.ipynb")), ids=lambda p: p.stem)
