@@ -372,12 +372,13 @@ def run_profile(profile: str, only: Sequence[str] | None = None, *, notebooks_di
             bar.write(f"FAILED {run.describe_error()}")
 
     with _environ(**env):
-        if jobs == 1:  # one at a time: a notebook's files are exactly those that changed while it ran
+        if jobs == 1:  # one at a time: a notebook's files are those that changed while it ran and carry its
+            # number (another process, e.g. a second `reproduce --only`, may write into the same folders)
             for nb, out, nb_params in jobs_args:
                 bar.set_postfix_str(nb.stem)
                 before = snapshot()
                 run = execute_one(nb, out, nb_params, cwd=nb_dir, timeout=timeout)
-                run.metrics_files, run.figures = written_since(before)
+                _attribute(run, *written_since(before), strict=False)
                 finished(run)
         else:  # at the same time: files are attributed by the notebook's number prefix ("03_...")
             import multiprocessing
@@ -391,9 +392,7 @@ def run_profile(profile: str, only: Sequence[str] | None = None, *, notebooks_di
                     finished(fut.result())
             new_m, new_f = written_since(before)
             for run in runs:
-                prefix = run.name.split("_", 1)[0] + "_"
-                run.metrics_files = [m for m in new_m if Path(m).name.startswith(prefix)]
-                run.figures = [f for f in new_f if Path(f).name.startswith(prefix)]
+                _attribute(run, new_m, new_f, strict=True)
     bar.close()
     total = time.perf_counter() - start
     runs.sort(key=lambda r: r.name)
@@ -421,6 +420,23 @@ def run_profile(profile: str, only: Sequence[str] | None = None, *, notebooks_di
     }
     save_json(summary, summary_path)
     return summary
+
+
+def _attribute(run: NotebookRun, metrics: Sequence[str], figures: Sequence[str], strict: bool) -> None:
+    """Give ``run`` the written files that are its own.
+
+    A file named with the notebook's number (``03_...``) is its own; one named with another
+    number is not (another notebook wrote it at the same time). ``strict`` (notebooks run at
+    the same time) also refuses unnumbered names, which no single notebook can claim.
+    """
+    prefix = run.name.split("_", 1)[0] + "_"
+
+    def own(f: str) -> bool:
+        name = Path(f).name
+        return name.startswith(prefix) or (not strict and re.match(r"\d+_", name) is None)
+
+    run.metrics_files = [m for m in metrics if own(m)]
+    run.figures = [f for f in figures if own(f)]
 
 
 # --------------------------------------------------------------------------- reporting

@@ -121,3 +121,13 @@ def test_real_profiles_match_the_notebooks():
     for profile in reproduce.PROFILES:
         params = reproduce.load_profile(profile, notebooks)
         assert set(params) == {p.stem for p in notebooks}
+
+
+def test_one_at_a_time_a_file_with_another_notebooks_number_is_not_attributed(tiny_repo):
+    # another process (a second `reproduce --only`) may write into the same folders while a notebook runs
+    _notebook(tiny_repo / "notebooks" / "03_also.ipynb", "w = 7", [
+        "from mdlib.report import save_metrics\nsave_metrics('03_also', {'w': w})\n"
+        "save_metrics('07_someone_else', {'v': 1})",
+    ])
+    summary = reproduce.run_profile("smoke", only=["03"], progress=False)
+    assert summary["notebooks"]["03_also"]["metrics_files"] == ["03_also.json"]
