@@ -33,6 +33,24 @@ def reading_minutes(path: Path) -> tuple[int, int, float]:
     return words, lines, words / WORDS_PER_MINUTE + lines / CODE_LINES_PER_MINUTE
 
 
+def changed_after(path: Path, finished: str | None) -> bool:
+    """Whether git's last commit of ``path`` is later than ``finished`` (the summary's ISO time).
+
+    False when either time is unknown (no git, an untracked file, no time in the summary).
+    """
+    import subprocess
+    from datetime import datetime
+
+    if not finished:
+        return False
+    try:
+        out = subprocess.run(["git", "log", "-1", "--format=%cI", "--", path.name], cwd=path.parent,
+                             capture_output=True, text=True, check=True).stdout.strip()
+        return bool(out) and datetime.fromisoformat(out) > datetime.strptime(finished, "%Y-%m-%dT%H:%M:%S%z")
+    except (OSError, subprocess.CalledProcessError, ValueError):
+        return False
+
+
 def render(notebooks: list[Path], summary: dict) -> str:
     runs = summary.get("notebooks", {})
     machine = summary.get("machine", {})
@@ -41,6 +59,8 @@ def render(notebooks: list[Path], summary: dict) -> str:
         words, lines, minutes = reading_minutes(path)
         wall = runs.get(path.stem, {}).get("wall_s")
         run = "not in the summary" if wall is None else (f"{wall:.0f} s" if wall < 120 else f"{wall / 60:.1f} min")
+        if wall is not None and changed_after(path, summary.get("finished")):
+            run += " (measured before the notebook's last change)"
         rows.append(f"| `{path.stem}` | {words} | {lines} | {minutes:.0f} min | {run} |")
     rows.append("")
     rows.append(f"Reading at {WORDS_PER_MINUTE} words and {CODE_LINES_PER_MINUTE} code lines a minute; run times from "

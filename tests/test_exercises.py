@@ -416,3 +416,17 @@ def test_course_times_table_has_a_row_per_notebook():
     rows = table.splitlines()
     assert rows[2].startswith(f"| `{notebooks[0].stem}` |") and rows[2].endswith("| 2.5 min |")
     assert rows[3].endswith("| not in the summary |")
+
+
+def test_course_times_marks_a_run_time_measured_before_the_notebook_changed():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("course_times", NOTEBOOKS_DIR.parent / "scripts" / "course_times.py")
+    course_times = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(course_times)
+    notebook = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))[0]
+    runs = {"notebooks": {notebook.stem: {"wall_s": 30.0}}, "jobs": 2}
+    old = course_times.render([notebook], {**runs, "finished": "2000-01-01T00:00:00+0000"})
+    new = course_times.render([notebook], {**runs, "finished": "2999-01-01T00:00:00+0000"})
+    assert old.splitlines()[2].endswith("| 30 s (measured before the notebook's last change) |")
+    assert new.splitlines()[2].endswith("| 30 s |")
