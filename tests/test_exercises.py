@@ -315,7 +315,8 @@ def test_exercises_names_a_missing_or_broken_notebook(tmp_path, capsys):
 
 
 def _with_smoke_parameters(nb, path):
-    """``nb`` with the smoke profile's values in a cell after its ``parameters`` cell (as papermill does)."""
+    """``nb`` with the smoke profile's values in a cell after its ``parameters`` cell (as papermill injects them;
+    papermill's ``parameterize_notebook`` needs notebooks read through papermill, with ``tags`` on every cell)."""
     from mdlib.reproduce import load_profile
 
     overrides = load_profile("smoke", sorted(NOTEBOOKS_DIR.glob("*.ipynb")))[path.stem]
@@ -405,12 +406,18 @@ def test_course_notebooks_end_with_summary_and_exercises(name):
     assert not any("add_headline" in c.source for c in nb.cells), "the README cells left the course notebooks"
 
 
-def test_course_times_table_has_a_row_per_notebook():
+def _course_times():
+    """scripts/course_times.py as a module."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("course_times", NOTEBOOKS_DIR.parent / "scripts" / "course_times.py")
-    course_times = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(course_times)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_course_times_table_has_a_row_per_notebook():
+    course_times = _course_times()
     notebooks = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))[:2]
     table = course_times.render(notebooks, {"notebooks": {notebooks[0].stem: {"wall_s": 150.0}}, "jobs": 2})
     rows = table.splitlines()
@@ -419,11 +426,7 @@ def test_course_times_table_has_a_row_per_notebook():
 
 
 def test_course_times_marks_a_run_time_measured_before_the_notebook_changed():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("course_times", NOTEBOOKS_DIR.parent / "scripts" / "course_times.py")
-    course_times = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(course_times)
+    course_times = _course_times()
     notebook = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))[0]
     runs = {"notebooks": {notebook.stem: {"wall_s": 30.0}}, "jobs": 2}
     old = course_times.render([notebook], {**runs, "finished": "2000-01-01T00:00:00+0000"})
