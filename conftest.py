@@ -5,6 +5,7 @@ import os
 # Notebook kernels started by nbval inherit this environment.
 os.environ.setdefault("MDLIB_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MDLIB_WORKERS", "1")  # a notebook runs its seeds in this process (xdist keeps the cores busy)
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("TQDM_MININTERVAL", "5")

@@ -11,7 +11,8 @@ working folder ``notebooks/`` and with ``MDLIB_RESULTS_DIR=results/<profile>`` a
 ``results/<profile>/`` and its figures in ``figures/`` for the ``paper`` profile (the
 committed figures) or ``results/<profile>/figures/`` for the others; the executed copy
 of the notebook is saved next to the metrics. Kernels get ``MDLIB_THREADS=1`` unless it
-is set.
+is set, and ``MDLIB_WORKERS`` (processes for a notebook's independent seeds,
+:mod:`mdlib.experiments.parallel`) = the cores divided by jobs times threads, unless set.
 
 Every metric JSON the run wrote is collected, with the wall-clock time per notebook and
 in total and a description of the machine, into ``results/<profile>/summary.json``. A
@@ -320,7 +321,8 @@ def run_profile(profile: str, only: Sequence[str] | None = None, *, notebooks_di
         progress: show a tqdm bar over notebooks.
         jobs: notebooks executed at once (each kernel uses ``MDLIB_THREADS`` threads, one by
             default, so ``jobs=2`` keeps both cores of a 2-core machine busy). Models that
-            two notebooks share are trained once: the model cache locks its keys.
+            two notebooks share are trained once: the model cache locks its keys. With
+            several jobs the notebooks start longest first (:func:`longest_first`).
 
     Returns:
         The summary (also written to ``<results_root>/<profile>/summary.json``):
@@ -353,6 +355,10 @@ def run_profile(profile: str, only: Sequence[str] | None = None, *, notebooks_di
            "MDLIB_THREADS": os.environ.get("MDLIB_THREADS", "1")}
     if jobs < 1:
         raise MdlibError(f"--jobs must be at least 1, got {jobs}")
+    # worker processes per kernel for its independent seeds (mdlib.experiments.parallel): the
+    # cores that the jobs leave, so that notebooks at once do not oversubscribe them
+    env["MDLIB_WORKERS"] = os.environ.get("MDLIB_WORKERS") or str(
+        max(1, (os.cpu_count() or 1) // (jobs * max(int(env["MDLIB_THREADS"]), 1))))
     bar = tqdm(total=len(selected), desc=f"reproduce ({profile})", unit="notebook", disable=not progress)
     jobs_args = [(nb, results / nb.name, params.get(nb.stem, {})) for nb in selected]
 
@@ -385,9 +391,10 @@ def run_profile(profile: str, only: Sequence[str] | None = None, *, notebooks_di
             from concurrent.futures import ProcessPoolExecutor, as_completed
 
             before = snapshot()
+            order = {nb: i for i, nb in enumerate(longest_first([a[0] for a in jobs_args], results / SUMMARY_NAME))}
             with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
                 futures = [pool.submit(execute_one, nb, out, nb_params, cwd=nb_dir, timeout=timeout)
-                           for nb, out, nb_params in jobs_args]
+                           for nb, out, nb_params in sorted(jobs_args, key=lambda a: order[a[0]])]
                 for fut in as_completed(futures):
                     finished(fut.result())
             new_m, new_f = written_since(before)
@@ -420,6 +427,18 @@ def run_profile(profile: str, only: Sequence[str] | None = None, *, notebooks_di
     }
     save_json(summary, summary_path)
     return summary
+
+
+def longest_first(notebooks: Sequence[Path], summary_path: Path) -> list[Path]:
+    """``notebooks`` in the order that finishes soonest on several jobs: longest first, by
+    the wall-clock times of the previous run of the profile (``summary_path``); a notebook
+    without a time goes first (it may be long), then the rest in their own order."""
+    walls: dict[str, float] = {}
+    with contextlib.suppress(OSError, json.JSONDecodeError, AttributeError, TypeError):
+        for name, entry in json.loads(summary_path.read_text(encoding="utf-8")).get("notebooks", {}).items():
+            if isinstance(entry.get("wall_s"), (int, float)):
+                walls[name] = float(entry["wall_s"])
+    return sorted(notebooks, key=lambda nb: -walls.get(nb.stem, math.inf))
 
 
 def _attribute(run: NotebookRun, metrics: Sequence[str], figures: Sequence[str], strict: bool) -> None:

@@ -86,3 +86,17 @@ def test_bad_requests_are_refused():
         run_comparison(family("personas", splits=TINY), 0, methods=("maml", "nope"))
     with pytest.raises(MdlibError, match="k_values"):
         run_comparison(family("personas", splits=TINY), 0, k_values=(5,))
+
+
+def test_persona_family_can_use_the_first_validation_and_test_personas_of_its_splits():
+    from mdlib.experiments.comparison import PersonaFamily
+
+    whole, part = PersonaFamily(), PersonaFamily(n_valid=2, n_test=3)
+    assert part.names("valid") == whole.names("valid")[:2]
+    assert part.names("test") == whole.names("test")[:3]
+    assert part.names("train") == whole.names("train")
+    assert part.pretrain_data()["sources"] == whole.pretrain_data()["sources"]  # the same cached start
+    assert part.describe()["used"] == {"valid": 2, "test": 3}
+    for bad in ({"n_valid": 0}, {"n_test": 9}, {"n_valid": 1.5}):
+        with pytest.raises(MdlibError, match="persona family: n_"):
+            PersonaFamily(**bad)

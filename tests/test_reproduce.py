@@ -131,3 +131,17 @@ def test_one_at_a_time_a_file_with_another_notebooks_number_is_not_attributed(ti
     ])
     summary = reproduce.run_profile("smoke", only=["03"], progress=False)
     assert summary["notebooks"]["03_also"]["metrics_files"] == ["03_also.json"]
+
+
+def test_several_jobs_start_the_longest_notebooks_of_the_previous_run_first(tmp_path):
+    from mdlib.reproduce import longest_first
+
+    names = ["00_a", "01_b", "02_c", "03_d"]
+    notebooks = [tmp_path / f"{n}.ipynb" for n in names]
+    summary = tmp_path / "summary.json"
+    assert longest_first(notebooks, summary) == notebooks  # no previous run: their own order
+    summary.write_text(json.dumps({"notebooks": {"00_a": {"wall_s": 5.0}, "01_b": {"wall_s": 50.0},
+                                                 "02_c": {"wall_s": 20.0}}}))
+    assert [p.stem for p in longest_first(notebooks, summary)] == ["03_d", "01_b", "02_c", "00_a"]
+    summary.write_text("{not json")
+    assert longest_first(notebooks, summary) == notebooks

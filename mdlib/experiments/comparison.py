@@ -95,6 +95,9 @@ class PersonaFamily:
 
     Args:
         splits: meta-training, validation and test personas.
+        n_valid, n_test: use only the first that many of the splits' validation and test
+            personas (a CPU budget that leaves the data, hence the cached pretrained start,
+            those of ``splits``); ``None``: all of them.
     """
 
     name = "personas"
@@ -105,13 +108,20 @@ class PersonaFamily:
     #: A small generator and a CPU budget; ``ft_batch`` large so that a support set is one batch.
     profile_changes = {"emb": 32, "hidden": 64, "epochs": 3, "patience": 1, "ft_batch": 256, "max_len": 30}
 
-    def __init__(self, splits: PersonaSplits | None = None):
+    def __init__(self, splits: PersonaSplits | None = None, n_valid: int | None = None, n_test: int | None = None):
         self.splits = splits if splits is not None else PersonaSplits(n_train=64, n_valid=8, n_test=8)
+        self.limit = {"valid": n_valid, "test": n_test}
+        for role, n in self.limit.items():
+            have = getattr(self.splits, f"n_{role}")
+            if n is not None and not (isinstance(n, int) and 1 <= n <= have):
+                raise MdlibError(f"persona family: n_{role} must be a whole number in 1..{have} "
+                                 f"(the splits' {role} personas), got {n!r}")
 
     def describe(self) -> dict:
         s = self.splits
         return {"family": self.name, "splits": {f: getattr(s, f) for f in (
             "n_train", "n_valid", "n_test", "pool", "valid_dialogues", "test_dialogues", "spec")},
+            "used": {role: len(self.names(role)) for role in ("valid", "test")},
             "frame_noise": persona_family.FRAME_NOISE}  # read now: a study may override it
 
     def profile(self, profile: Profile | str, **changes) -> Profile:
@@ -125,7 +135,7 @@ class PersonaFamily:
         return self.splits.pool
 
     def names(self, role: str) -> list[str]:
-        return self.splits.names(role)
+        return self.splits.names(role)[:self.limit.get(role)]
 
     def pretrain_data(self) -> dict:
         return {"sources": self.splits.names("train"), "data": self.splits.data()}
