@@ -63,9 +63,11 @@ def render(notebooks: list[Path], summary: dict) -> str:
             run += " (measured before the notebook's last change)"
         rows.append(f"| `{path.stem}` | {words} | {lines} | {minutes:.0f} min | {run} |")
     rows.append("")
+    jobs = summary.get("jobs", "?")
+    at_once = "one notebook at a time" if jobs == 1 else f"{jobs} notebooks at a time"
     rows.append(f"Reading at {WORDS_PER_MINUTE} words and {CODE_LINES_PER_MINUTE} code lines a minute; run times from "
                 f"`python -m mdlib reproduce --profile quick` (finished {summary.get('finished', '?')}, "
-                f"{summary.get('jobs', '?')} notebooks at a time on {machine.get('cpu_count', '?')} CPU cores, "
+                f"{at_once} on {machine.get('cpu_count', '?')} CPU cores, "
                 f"device `{machine.get('device', '?')}`). Written by `scripts/course_times.py`.")
     return "\n".join(rows)
 
