@@ -15,9 +15,11 @@ SETTINGS = dict(profile="smoke", methods=["pretrain_ft", "multitask", "fomaml"],
 
 
 def _without_seconds(run: dict) -> dict:
-    """A run without its wall-clock times (the one thing two executions may not share)."""
+    """A run without what two executions need not share: wall-clock times, and whether the
+    pretrained start came from the cache (on a fresh clone the first execution trains it)."""
     out = {k: v for k, v in run.items() if k != "seconds"}
     out["meta"] = {m: {k: v for k, v in d.items() if k != "seconds"} for m, d in run["meta"].items()}
+    out["pretrain"] = {k: v for k, v in run["pretrain"].items() if k != "cache_hit"}
     return out
 
 
