@@ -391,10 +391,10 @@ def run_profile(profile: str, only: Sequence[str] | None = None, *, notebooks_di
             from concurrent.futures import ProcessPoolExecutor, as_completed
 
             before = snapshot()
-            order = {nb: i for i, nb in enumerate(longest_first([a[0] for a in jobs_args], results / SUMMARY_NAME))}
+            args = {nb: (out, nb_params) for nb, out, nb_params in jobs_args}
             with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-                futures = [pool.submit(execute_one, nb, out, nb_params, cwd=nb_dir, timeout=timeout)
-                           for nb, out, nb_params in sorted(jobs_args, key=lambda a: order[a[0]])]
+                futures = [pool.submit(execute_one, nb, *args[nb], cwd=nb_dir, timeout=timeout)
+                           for nb in longest_first(list(args), results / SUMMARY_NAME)]
                 for fut in as_completed(futures):
                     finished(fut.result())
             new_m, new_f = written_since(before)

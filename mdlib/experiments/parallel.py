@@ -25,7 +25,7 @@ import os
 import resource
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from typing import Mapping, Sequence
+from typing import Sequence
 
 import torch
 from tqdm.auto import tqdm
@@ -66,10 +66,6 @@ def _init_worker(threads: int) -> None:
     os.environ["MDLIB_WORKERS"] = "1"  # no pools inside a worker
 
 
-def _run(fam, seed: int, kwargs: Mapping) -> dict:
-    return run_comparison(fam, seed, **kwargs)
-
-
 def run_comparisons(runs: Sequence[tuple], *, workers: int | None = None, progress: bool = True,
                     desc: str = "runs") -> list[dict]:
     """Each ``(family, seed, keyword arguments)`` of ``runs`` through
@@ -101,7 +97,7 @@ def run_comparisons(runs: Sequence[tuple], *, workers: int | None = None, progre
     context = multiprocessing.get_context("spawn")  # no fork of a process that holds torch's thread pools
     with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
                              initargs=(torch.get_num_threads(),)) as pool:
-        futures = {pool.submit(_run, fam, seed, {**kw, "progress": False}): i
+        futures = {pool.submit(run_comparison, fam, seed, **{**kw, "progress": False}): i
                    for i, (fam, seed, kw) in enumerate(runs)}
         for future in as_completed(futures):
             results[futures[future]] = future.result()
